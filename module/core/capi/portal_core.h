@@ -1,0 +1,75 @@
+/*
+ * The core library as the nginx glue sees it: plain C, and every function noexcept on the
+ * C++ side (no exception ever crosses this header). Nothing returned points into LMDB:
+ * strings are copied through the caller's allocator (nginx: r->pool) before the read
+ * transaction ends.
+ */
+#ifndef PORTAL_CORE_H
+#define PORTAL_CORE_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PORTAL_MAX_HOST_LEN  253
+#define PORTAL_ERRLEN        512
+
+typedef struct {
+    size_t        len;
+    const char   *data;
+} portal_str_t;
+
+typedef void *(*portal_alloc_pt)(void *ctx, size_t size);
+
+typedef struct {
+    portal_str_t   host;
+    portal_str_t   brand;
+    portal_str_t   customer_limit;   /* "100.00" */
+    portal_str_t   access;           /* "balance,cdr": sorted, comma-separated */
+    portal_str_t   status;           /* "active" | "suspended" */
+    portal_str_t  *sections;         /* the same names, one by one, sorted */
+    size_t         nsections;
+    unsigned       customer_signup:1;
+    unsigned       carrier_signup:1;
+    unsigned       suspended:1;
+} portal_domain_t;
+
+typedef enum {
+    PORTAL_ERROR = -1,      /* err says why (an LMDB failure, no memory) */
+    PORTAL_FOUND = 0,
+    PORTAL_NOT_FOUND = 1,
+    PORTAL_MALFORMED = 2    /* a record that does not decode: treat as absent;
+                               err is set only the first time for this host */
+} portal_rc_t;
+
+typedef struct portal_reader_s  portal_reader_t;
+
+typedef enum {
+    PORTAL_HOST_OK = 0,
+    PORTAL_HOST_BAD_PORT,   /* "a.example:99999": not a valid authority at all */
+    PORTAL_HOST_INVALID     /* a name that cannot be a portal domain */
+} portal_host_rc_t;
+
+/* Canonical request host (lower-case, no trailing dot, no port, LDH): writes at most
+ * PORTAL_MAX_HOST_LEN bytes to out and its length to out_len. */
+portal_host_rc_t portal_host_canonical(const char *in, size_t len, char *out,
+    size_t *out_len);
+
+/* Valid access section name: [a-z0-9_]{1,32}. */
+int portal_section_valid(const char *name, size_t len);
+
+/* Opens DIR/snapshot read-only for this process (call after fork). NULL and err on failure. */
+portal_reader_t *portal_reader_open(const char *dir, char *err, size_t errlen);
+void portal_reader_close(portal_reader_t *r);
+
+/* Looks a canonical host up; on PORTAL_FOUND fills out with copies made through alloc. */
+portal_rc_t portal_reader_lookup(portal_reader_t *r, const char *host, size_t len,
+    portal_alloc_pt alloc, void *alloc_ctx, portal_domain_t *out, char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PORTAL_CORE_H */

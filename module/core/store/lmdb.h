@@ -1,0 +1,98 @@
+// Move-only RAII over LMDB's environment and transaction.
+//
+// Error policy: every LMDB failure other than "not found" throws LmdbError (with the call,
+// the path where known, and mdb_strerror); "not found" is a return value. Destructors never
+// throw; a transaction that was neither committed nor aborted is aborted by its destructor,
+// and a failed commit leaves nothing to free twice. Nothing here may be used from C or from
+// an OpenSSL callback without a try/catch around it (capi/ does that).
+#pragma once
+
+#include <lmdb.h>
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace portal::lmdb {
+
+class Error : public std::runtime_error {
+ public:
+  Error(const std::string& what, int code);
+  int code() const { return code_; }
+
+ private:
+  int code_;
+};
+
+[[noreturn]] void fail(const char* call, int rc, const std::string& path = {});
+
+inline MDB_val val(std::string_view s) {
+  return MDB_val{s.size(), const_cast<char*>(s.data())};
+}
+inline std::string_view view(const MDB_val& v) {
+  return std::string_view(static_cast<const char*>(v.mv_data), v.mv_size);
+}
+
+class Env {
+ public:
+  Env() = default;
+  // Opens (MDB_NOSUBDIR unset: path is a directory holding data.mdb and lock.mdb).
+  Env(const std::string& path, unsigned flags, mdb_mode_t mode, unsigned maxdbs, size_t mapsize);
+  ~Env();
+  Env(Env&& o) noexcept : env_(o.env_), path_(std::move(o.path_)) { o.env_ = nullptr; }
+  Env& operator=(Env&& o) noexcept;
+  Env(const Env&) = delete;
+  Env& operator=(const Env&) = delete;
+
+  MDB_env* get() const { return env_; }
+  const std::string& path() const { return path_; }
+  size_t mapsize() const;
+  void set_mapsize(size_t size);
+
+ private:
+  MDB_env* env_ = nullptr;
+  std::string path_;
+};
+
+class Txn {
+ public:
+  Txn() = default;
+  Txn(const Env& env, unsigned flags);
+  ~Txn() { abort(); }
+  Txn(Txn&& o) noexcept : txn_(o.txn_) { o.txn_ = nullptr; }
+  Txn& operator=(Txn&& o) noexcept;
+  Txn(const Txn&) = delete;
+  Txn& operator=(const Txn&) = delete;
+
+  MDB_txn* get() const { return txn_; }
+  void commit();
+  void abort() noexcept;
+
+  // For a long-lived read-only handle: reset releases the snapshot, renew takes the newest.
+  void reset() noexcept { mdb_txn_reset(txn_); }
+  int renew() noexcept { return mdb_txn_renew(txn_); }
+
+  bool get(MDB_dbi dbi, std::string_view key, std::string_view* value) const;
+  void put(MDB_dbi dbi, std::string_view key, std::string_view value, unsigned flags = 0);
+  bool del(MDB_dbi dbi, std::string_view key);
+
+ private:
+  MDB_txn* txn_ = nullptr;
+};
+
+// A cursor that walks a database in key order; closed with its scope.
+class Cursor {
+ public:
+  Cursor(const Txn& txn, MDB_dbi dbi);
+  ~Cursor() { mdb_cursor_close(cur_); }
+  Cursor(const Cursor&) = delete;
+  Cursor& operator=(const Cursor&) = delete;
+
+  // MDB_FIRST / MDB_NEXT / MDB_SET_RANGE...; false at the end.
+  bool get(std::string_view* key, std::string_view* value, MDB_cursor_op op);
+
+ private:
+  MDB_cursor* cur_ = nullptr;
+};
+
+}  // namespace portal::lmdb

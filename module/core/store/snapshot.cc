@@ -1,0 +1,209 @@
+#include "snapshot.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace portal {
+
+namespace {
+
+constexpr const char* kDomainsDb = "domains";
+constexpr const char* kMetaDb = "meta";
+constexpr const char* kGenerationKey = "generation";
+constexpr size_t kInitialMapSize = size_t(1) << 30;
+constexpr size_t kMaxMapSize = size_t(1) << 40;
+constexpr size_t kMaxReported = 1024;
+
+std::string join(const std::string& dir, const char* name) {
+  return dir.empty() || dir.back() == '/' ? dir + name : dir + "/" + name;
+}
+
+uint64_t read_generation(const lmdb::Txn& txn, MDB_dbi meta) {
+  std::string_view v;
+  if (!txn.get(meta, kGenerationKey, &v) || v.size() != 8) return 0;
+  uint64_t g = 0;
+  for (size_t i = 0; i < 8; i++) g |= uint64_t(static_cast<uint8_t>(v[i])) << (8 * i);
+  return g;
+}
+
+void write_generation(lmdb::Txn& txn, MDB_dbi meta, uint64_t g) {
+  char buf[8];
+  for (size_t i = 0; i < 8; i++) buf[i] = static_cast<char>(g >> (8 * i));
+  txn.put(meta, kGenerationKey, std::string_view(buf, 8));
+}
+
+[[noreturn]] void sys_fail(const std::string& what, const std::string& path) {
+  throw std::runtime_error(what + " \"" + path + "\": " + std::strerror(errno));
+}
+
+// Makes path owned like the data directory, so that workers running as its owner can use it.
+void own_like(const std::string& path, const struct stat& owner) {
+  struct stat st;
+  if (geteuid() != 0 || stat(path.c_str(), &st) != 0) return;
+  if (st.st_uid == owner.st_uid && st.st_gid == owner.st_gid) return;
+  if (chown(path.c_str(), owner.st_uid, owner.st_gid) != 0) sys_fail("chown", path);
+}
+
+}  // namespace
+
+std::optional<Domain> SnapshotTxn::get(std::string_view host) const {
+  std::string_view value;
+  if (!txn_.get(domains_, host, &value)) return std::nullopt;
+  Domain d;
+  if (!decode(value, &d)) return std::nullopt;
+  d.host.assign(host);
+  return d;
+}
+
+void SnapshotTxn::for_each(const std::function<void(const Domain&)>& fn,
+                           const std::function<void(std::string_view)>& bad) const {
+  lmdb::Cursor cur(txn_, domains_);
+  std::string_view key, value;
+  Domain d;
+  for (bool ok = cur.get(&key, &value, MDB_FIRST); ok; ok = cur.get(&key, &value, MDB_NEXT)) {
+    if (!decode(value, &d)) {
+      if (bad) bad(key);
+      continue;
+    }
+    d.host.assign(key);
+    fn(d);
+  }
+}
+
+size_t SnapshotTxn::count() const {
+  MDB_stat st;
+  int rc = mdb_stat(txn_.get(), domains_, &st);
+  if (rc) lmdb::fail("mdb_stat", rc);
+  return st.ms_entries;
+}
+
+uint64_t SnapshotTxn::generation() const { return read_generation(txn_, meta_); }
+
+void SnapshotTxn::put(const Domain& d) {
+  std::string why;
+  if (!validate(d, &why)) throw std::invalid_argument(why);
+  txn_.put(domains_, d.host, encode(d));
+}
+
+bool SnapshotTxn::remove(std::string_view host) { return txn_.del(domains_, host); }
+
+void SnapshotTxn::clear() {
+  int rc = mdb_drop(txn_.get(), domains_, 0);
+  if (rc) lmdb::fail("mdb_drop", rc);
+}
+
+SnapshotStore::SnapshotStore(const std::string& data_dir, bool create)
+    : path_(join(data_dir, kSnapshotDir)) {
+  struct stat dir_st;
+  if (stat(data_dir.c_str(), &dir_st) != 0) {
+    if (errno != ENOENT || !create) sys_fail("cannot open data directory", data_dir);
+    if (mkdir(data_dir.c_str(), 0755) != 0) sys_fail("cannot create data directory", data_dir);
+    if (stat(data_dir.c_str(), &dir_st) != 0) sys_fail("stat", data_dir);
+  }
+  if (!S_ISDIR(dir_st.st_mode))
+    throw std::runtime_error("data directory \"" + data_dir + "\" is not a directory");
+
+  bool fresh = !exists(data_dir);
+  if (fresh) {
+    if (!create) {
+      throw std::runtime_error("no snapshot in \"" + data_dir +
+                               "\": create it with \"portalctl --data " + data_dir + " init\"");
+    }
+    if (mkdir(path_.c_str(), 0755) != 0 && errno != EEXIST) sys_fail("mkdir", path_);
+  }
+  env_ = lmdb::Env(path_, 0, 0660, 4, 0);
+  if (env_.mapsize() < kInitialMapSize) env_.set_mapsize(kInitialMapSize);
+  open_dbs();
+  own_like(path_, dir_st);
+  own_like(join(path_, "data.mdb"), dir_st);
+  own_like(join(path_, "lock.mdb"), dir_st);
+  // The lock file stays writable by its owner (readers register there); data is read-only
+  // for anyone but the owner.
+  chmod(join(path_, "data.mdb").c_str(), 0640);
+}
+
+bool SnapshotStore::exists(const std::string& data_dir) {
+  struct stat st;
+  return stat(join(join(data_dir, kSnapshotDir), "data.mdb").c_str(), &st) == 0;
+}
+
+void SnapshotStore::open_dbs() {
+  lmdb::Txn txn(env_, 0);
+  int rc = mdb_dbi_open(txn.get(), kDomainsDb, MDB_CREATE, &domains_);
+  if (rc) lmdb::fail("mdb_dbi_open", rc, path_);
+  rc = mdb_dbi_open(txn.get(), kMetaDb, MDB_CREATE, &meta_);
+  if (rc) lmdb::fail("mdb_dbi_open", rc, path_);
+  txn.commit();
+}
+
+void SnapshotStore::write(const std::function<void(SnapshotTxn&)>& fn) {
+  for (;;) {
+    try {
+      lmdb::Txn txn(env_, 0);
+      SnapshotTxn tx(txn, domains_, meta_);
+      fn(tx);
+      write_generation(txn, meta_, tx.generation() + 1);
+      txn.commit();
+      return;
+    } catch (const lmdb::Error& e) {
+      if (e.code() != MDB_MAP_FULL) throw;
+      size_t size = env_.mapsize() * 2;
+      if (size > kMaxMapSize) throw;
+      env_.set_mapsize(size);  // the transaction has been aborted: run it again, bigger
+    }
+  }
+}
+
+void SnapshotStore::read(const std::function<void(const SnapshotTxn&)>& fn) const {
+  lmdb::Txn txn(env_, MDB_RDONLY);
+  const SnapshotTxn tx(txn, domains_, meta_);
+  fn(tx);
+}
+
+SnapshotReader::SnapshotReader(const std::string& data_dir)
+    : env_(join(data_dir, kSnapshotDir), MDB_RDONLY | MDB_NOTLS, 0640, 4, 0) {
+  int dead = 0;
+  int rc = mdb_reader_check(env_.get(), &dead);  // slots of readers that died (a SIGKILL)
+  if (rc) lmdb::fail("mdb_reader_check", rc, env_.path());
+  txn_ = lmdb::Txn(env_, MDB_RDONLY);
+  rc = mdb_dbi_open(txn_.get(), kDomainsDb, 0, &domains_);
+  if (rc) lmdb::fail("mdb_dbi_open", rc, env_.path());
+  rc = mdb_dbi_open(txn_.get(), kMetaDb, 0, &meta_);
+  if (rc) lmdb::fail("mdb_dbi_open", rc, env_.path());
+  txn_.reset();
+}
+
+SnapshotReader::~SnapshotReader() { txn_.abort(); }
+
+void SnapshotReader::begin() {
+  int rc = txn_.renew();
+  if (rc == MDB_MAP_RESIZED) {
+    // portalctl grew the map: adopt the new size and take a fresh handle.
+    txn_.abort();
+    rc = mdb_env_set_mapsize(env_.get(), 0);
+    if (rc) lmdb::fail("mdb_env_set_mapsize", rc, env_.path());
+    txn_ = lmdb::Txn(env_, MDB_RDONLY);
+    return;
+  }
+  if (rc) lmdb::fail("mdb_txn_renew", rc, env_.path());
+}
+
+uint64_t SnapshotReader::generation() {
+  begin();
+  struct Reset {
+    lmdb::Txn& txn;
+    ~Reset() { txn.reset(); }
+  } reset{txn_};
+  return read_generation(txn_, meta_);
+}
+
+bool SnapshotReader::note_malformed(std::string_view host) {
+  if (reported_.size() >= kMaxReported) return false;
+  return reported_.emplace(host).second;
+}
+
+}  // namespace portal

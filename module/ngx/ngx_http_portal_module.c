@@ -1,0 +1,1072 @@
+/*
+ * ngx_http_portal_module: maps a request's host to its portal domain record (brand, sign-up
+ * flags, customer limit, access) from the LMDB snapshot that portalctl writes, exposes it as
+ * $portal_* variables, and enforces it at the edge. The lookup is the core library's job
+ * (portal_core.h); this file is nginx glue only.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <grp.h>
+#include <pwd.h>
+
+#include "portal_core.h"
+
+
+#define NGX_HTTP_PORTAL_SIGNUP_CUSTOMER  1
+#define NGX_HTTP_PORTAL_SIGNUP_CARRIER   2
+
+/* a failed snapshot open is retried by requests at most this often */
+#define NGX_HTTP_PORTAL_REOPEN_DELAY     1
+
+
+typedef struct {
+    ngx_str_t                  data;            /* portal_data, with a trailing NUL */
+    portal_reader_t           *reader;          /* per worker, opened after fork */
+    time_t                     reopen_at;
+} ngx_http_portal_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                 enable;          /* portal */
+    ngx_int_t                  unknown_host;    /* portal_unknown_host: code, 0 is off */
+    ngx_array_t               *require_access;  /* of ngx_str_t */
+    ngx_uint_t                 require_signup;  /* NGX_HTTP_PORTAL_SIGNUP_* */
+    u_char                    *enable_file;     /* where "portal on" was set */
+    ngx_uint_t                 enable_line;
+    u_char                    *gate_file;       /* where a portal_require_* was set */
+    ngx_uint_t                 gate_line;
+} ngx_http_portal_loc_conf_t;
+
+
+typedef struct {
+    portal_domain_t            domain;
+    ngx_uint_t                 status;          /* 0, or the answer a bad host gets */
+    unsigned                   found:1;
+    unsigned                   error:1;
+    unsigned                   stripped:1;
+} ngx_http_portal_ctx_t;
+
+
+static ngx_http_portal_ctx_t *ngx_http_portal_resolve(ngx_http_request_t *r);
+static ngx_http_portal_ctx_t *ngx_http_portal_get_ctx(ngx_http_request_t *r);
+static void ngx_http_portal_ctx_cleanup(void *data);
+static portal_reader_t *ngx_http_portal_reader(ngx_http_request_t *r,
+    ngx_http_portal_main_conf_t *pmcf);
+static void *ngx_http_portal_alloc(void *pool, size_t size);
+static ngx_int_t ngx_http_portal_strip_headers(ngx_http_request_t *r);
+static ngx_int_t ngx_http_portal_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_portal_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_portal_flag_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+static char *ngx_http_portal_data(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_portal(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_portal_unknown_host(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_portal_require_access(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_portal_require_signup(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_portal_check_data(ngx_conf_t *cf,
+    ngx_http_portal_main_conf_t *pmcf);
+static ngx_int_t ngx_http_portal_check_file(ngx_conf_t *cf,
+    ngx_http_portal_main_conf_t *pmcf, const char *name, ngx_uint_t write,
+    ngx_uid_t uid, ngx_gid_t gid, const char *user);
+
+static ngx_int_t ngx_http_portal_add_variables(ngx_conf_t *cf);
+static void *ngx_http_portal_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_portal_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_portal_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_http_portal_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_portal_init_process(ngx_cycle_t *cycle);
+static void ngx_http_portal_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_command_t  ngx_http_portal_commands[] = {
+
+    { ngx_string("portal_data"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_portal_data,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("portal"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_http_portal,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("portal_unknown_host"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_portal_unknown_host,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("portal_require_access"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_portal_require_access,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("portal_require_signup"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_portal_require_signup,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_portal_module_ctx = {
+    ngx_http_portal_add_variables,         /* preconfiguration */
+    ngx_http_portal_init,                  /* postconfiguration */
+
+    ngx_http_portal_create_main_conf,      /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_portal_create_loc_conf,       /* create location configuration */
+    ngx_http_portal_merge_loc_conf         /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_portal_module = {
+    NGX_MODULE_V1,
+    &ngx_http_portal_module_ctx,           /* module context */
+    ngx_http_portal_commands,              /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_portal_init_process,          /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_portal_exit_process,          /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+enum {
+    ngx_http_portal_var_host = 0,
+    ngx_http_portal_var_brand,
+    ngx_http_portal_var_customer_limit,
+    ngx_http_portal_var_access,
+    ngx_http_portal_var_status
+};
+
+
+static ngx_http_variable_t  ngx_http_portal_vars[] = {
+
+    { ngx_string("portal_host"), NULL, ngx_http_portal_variable,
+      ngx_http_portal_var_host, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("portal_brand"), NULL, ngx_http_portal_variable,
+      ngx_http_portal_var_brand, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("portal_customer_limit"), NULL, ngx_http_portal_variable,
+      ngx_http_portal_var_customer_limit, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("portal_access"), NULL, ngx_http_portal_variable,
+      ngx_http_portal_var_access, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("portal_status"), NULL, ngx_http_portal_variable,
+      ngx_http_portal_var_status, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("portal_customer_signup"), NULL,
+      ngx_http_portal_flag_variable, NGX_HTTP_PORTAL_SIGNUP_CUSTOMER,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("portal_carrier_signup"), NULL,
+      ngx_http_portal_flag_variable, NGX_HTTP_PORTAL_SIGNUP_CARRIER,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_str_t  ngx_http_portal_header_prefix = ngx_string("x-portal-");
+
+
+/* Finds the request's portal domain, once per request (the result outlives internal
+ * redirects, which clear module contexts, through a pool cleanup as realip does). */
+
+static ngx_http_portal_ctx_t *
+ngx_http_portal_resolve(ngx_http_request_t *r)
+{
+    char                          err[PORTAL_ERRLEN];
+    u_char                        host[PORTAL_MAX_HOST_LEN];
+    size_t                        len;
+    ngx_str_t                    *name;
+    portal_rc_t                   rc;
+    portal_reader_t              *reader;
+    ngx_pool_cleanup_t           *cln;
+    ngx_http_request_t           *mr;
+    ngx_http_portal_ctx_t        *ctx;
+    ngx_http_portal_main_conf_t  *pmcf;
+
+    mr = r->main;
+
+    ctx = ngx_http_portal_get_ctx(mr);
+    if (ctx != NULL) {
+        return ctx;
+    }
+
+    cln = ngx_pool_cleanup_add(mr->pool, sizeof(ngx_http_portal_ctx_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    ctx = cln->data;
+    ngx_memzero(ctx, sizeof(ngx_http_portal_ctx_t));
+    cln->handler = ngx_http_portal_ctx_cleanup;
+    ngx_http_set_ctx(mr, ctx, ngx_http_portal_module);
+
+    /*
+     * The request line's host wins over the Host header (RFC 9112 3.2.2); nginx has already
+     * chosen between them, lower-cased the name and refused ".." and NUL.  The Host header
+     * itself is checked again here for what nginx lets through: its port.
+     */
+
+    if (mr->host_start == NULL && mr->headers_in.host) {
+        name = &mr->headers_in.host->value;
+
+    } else {
+        name = &mr->headers_in.server;
+    }
+
+    switch (portal_host_canonical((char *) name->data, name->len, (char *) host,
+                                  &len))
+    {
+    case PORTAL_HOST_OK:
+        break;
+
+    case PORTAL_HOST_BAD_PORT:
+        ctx->status = NGX_HTTP_BAD_REQUEST;
+        return ctx;
+
+    default:
+        return ctx;
+    }
+
+    pmcf = ngx_http_get_module_main_conf(mr, ngx_http_portal_module);
+
+    reader = ngx_http_portal_reader(mr, pmcf);
+    if (reader == NULL) {
+        ctx->error = 1;
+        return ctx;
+    }
+
+    rc = portal_reader_lookup(reader, (char *) host, len, ngx_http_portal_alloc,
+                              mr->pool, &ctx->domain, err, sizeof(err));
+
+    switch (rc) {
+
+    case PORTAL_FOUND:
+        ctx->found = 1;
+        break;
+
+    case PORTAL_NOT_FOUND:
+        break;
+
+    case PORTAL_MALFORMED:
+        if (err[0]) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "portal domain \"%*s\": %s; treated as unknown",
+                          len, host, err);
+        }
+        break;
+
+    default: /* PORTAL_ERROR */
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "portal domain \"%*s\": lookup failed: %s", len, host, err);
+        ctx->error = 1;
+        break;
+    }
+
+    return ctx;
+}
+
+
+static ngx_http_portal_ctx_t *
+ngx_http_portal_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t     *cln;
+    ngx_http_portal_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_portal_module);
+
+    if (ctx == NULL && (r->internal || r->filter_finalize)) {
+
+        /* an internal redirect has cleared the module contexts */
+
+        for (cln = r->pool->cleanup; cln; cln = cln->next) {
+            if (cln->handler == ngx_http_portal_ctx_cleanup) {
+                ctx = cln->data;
+                ngx_http_set_ctx(r, ctx, ngx_http_portal_module);
+                break;
+            }
+        }
+    }
+
+    return ctx;
+}
+
+
+static void
+ngx_http_portal_ctx_cleanup(void *data)
+{
+    /* nothing to free: the context only marks the request's pool */
+}
+
+
+static portal_reader_t *
+ngx_http_portal_reader(ngx_http_request_t *r, ngx_http_portal_main_conf_t *pmcf)
+{
+    char  err[PORTAL_ERRLEN];
+
+    if (pmcf->reader || ngx_time() < pmcf->reopen_at) {
+        return pmcf->reader;
+    }
+
+    pmcf->reader = portal_reader_open((char *) pmcf->data.data, err, sizeof(err));
+
+    if (pmcf->reader == NULL) {
+        pmcf->reopen_at = ngx_time() + NGX_HTTP_PORTAL_REOPEN_DELAY;
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "portal snapshot unavailable: %s", err);
+    }
+
+    return pmcf->reader;
+}
+
+
+static void *
+ngx_http_portal_alloc(void *pool, size_t size)
+{
+    return ngx_palloc(pool, size);
+}
+
+
+/* A client's own X-Portal-* headers never reach the backend: the list is rebuilt without
+ * them (only when there are any, which a well-behaved client never sends). */
+
+static ngx_int_t
+ngx_http_portal_strip_headers(ngx_http_request_t *r)
+{
+    ngx_uint_t        i, n, found;
+    ngx_list_t        list;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *copy;
+
+    found = 0;
+    n = 0;
+
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+
+        for (i = 0; i < part->nelts; i++, n++) {
+            if (h[i].key.len >= ngx_http_portal_header_prefix.len
+                && ngx_strncasecmp(h[i].key.data,
+                                   ngx_http_portal_header_prefix.data,
+                                   ngx_http_portal_header_prefix.len)
+                   == 0)
+            {
+                found++;
+            }
+        }
+    }
+
+    if (found == 0) {
+        return NGX_OK;
+    }
+
+    if (ngx_list_init(&list, r->pool, n - found ? n - found : 1,
+                      sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+
+        for (i = 0; i < part->nelts; i++) {
+            if (h[i].key.len >= ngx_http_portal_header_prefix.len
+                && ngx_strncasecmp(h[i].key.data,
+                                   ngx_http_portal_header_prefix.data,
+                                   ngx_http_portal_header_prefix.len)
+                   == 0)
+            {
+                ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                               "portal: client header \"%V: %V\" dropped",
+                               &h[i].key, &h[i].value);
+                continue;
+            }
+
+            copy = ngx_list_push(&list);
+            if (copy == NULL) {
+                return NGX_ERROR;
+            }
+
+            *copy = h[i];
+        }
+    }
+
+    r->headers_in.headers = list;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_portal_handler(ngx_http_request_t *r)
+{
+    ngx_str_t                   *name;
+    ngx_uint_t                   i, k;
+    ngx_http_portal_ctx_t       *ctx;
+    ngx_http_portal_loc_conf_t  *plcf;
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_portal_module);
+
+    if (!plcf->enable) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_portal_resolve(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (!ctx->stripped && r == r->main) {
+        if (ngx_http_portal_strip_headers(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->stripped = 1;
+    }
+
+    if (ctx->error) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->status) {
+        return ctx->status;
+    }
+
+    if (!ctx->found) {
+        if (plcf->unknown_host) {
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "portal: unknown host \"%V\"", &r->headers_in.server);
+            return plcf->unknown_host;
+        }
+
+        return NGX_DECLINED;
+    }
+
+    if (ctx->domain.suspended) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "portal domain \"%*s\" is suspended",
+                      ctx->domain.host.len, ctx->domain.host.data);
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    if (((plcf->require_signup & NGX_HTTP_PORTAL_SIGNUP_CUSTOMER)
+         && !ctx->domain.customer_signup)
+        || ((plcf->require_signup & NGX_HTTP_PORTAL_SIGNUP_CARRIER)
+            && !ctx->domain.carrier_signup))
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "portal domain \"%*s\": sign-up not enabled",
+                      ctx->domain.host.len, ctx->domain.host.data);
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    if (plcf->require_access) {
+        name = plcf->require_access->elts;
+
+        for (i = 0; i < plcf->require_access->nelts; i++) {
+
+            for (k = 0; k < ctx->domain.nsections; k++) {
+                if (ctx->domain.sections[k].len == name[i].len
+                    && ngx_memcmp(ctx->domain.sections[k].data, name[i].data,
+                                  name[i].len)
+                       == 0)
+                {
+                    break;
+                }
+            }
+
+            if (k == ctx->domain.nsections) {
+                ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                              "portal domain \"%*s\": no access to \"%V\"",
+                              ctx->domain.host.len, ctx->domain.host.data,
+                              &name[i]);
+                return NGX_HTTP_FORBIDDEN;
+            }
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_portal_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+    uintptr_t data)
+{
+    portal_str_t           *s;
+    ngx_http_portal_ctx_t  *ctx;
+
+    ctx = ngx_http_portal_resolve(r);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (!ctx->found) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    switch (data) {
+
+    case ngx_http_portal_var_host:
+        s = &ctx->domain.host;
+        break;
+
+    case ngx_http_portal_var_brand:
+        s = &ctx->domain.brand;
+        break;
+
+    case ngx_http_portal_var_customer_limit:
+        s = &ctx->domain.customer_limit;
+        break;
+
+    case ngx_http_portal_var_access:
+        s = &ctx->domain.access;
+        break;
+
+    default: /* ngx_http_portal_var_status */
+        s = &ctx->domain.status;
+        break;
+    }
+
+    v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = (u_char *) s->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_portal_flag_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+    uintptr_t data)
+{
+    ngx_uint_t              on;
+    ngx_http_portal_ctx_t  *ctx;
+
+    ctx = ngx_http_portal_resolve(r);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (!ctx->found) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    on = (data == NGX_HTTP_PORTAL_SIGNUP_CUSTOMER) ? ctx->domain.customer_signup
+                                                   : ctx->domain.carrier_signup;
+
+    v->len = 1;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = (u_char *) (on ? "1" : "0");
+
+    return NGX_OK;
+}
+
+
+static char *
+ngx_http_portal_data(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_portal_main_conf_t *pmcf = conf;
+
+    ngx_str_t  *value;
+
+    if (pmcf->data.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid value \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    /* both forms are NUL-terminated, as the core library wants */
+    pmcf->data = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &pmcf->data, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_portal_check_data(cf, pmcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* nginx -t says what a worker would meet at start: no directory, no snapshot, or files
+ * that the worker user cannot read (or, for LMDB's lock file, write). */
+
+static ngx_int_t
+ngx_http_portal_check_data(ngx_conf_t *cf, ngx_http_portal_main_conf_t *pmcf)
+{
+    const char       *user;
+    ngx_uid_t         uid;
+    ngx_gid_t         gid;
+    ngx_file_info_t   fi;
+    ngx_core_conf_t  *ccf;
+    struct passwd    *pw;
+
+    if (ngx_file_info(pmcf->data.data, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "portal data directory \"%s\" cannot be opened",
+                           pmcf->data.data);
+        return NGX_ERROR;
+    }
+
+    if (!ngx_is_dir(&fi)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "portal data directory \"%s\" is not a directory",
+                           pmcf->data.data);
+        return NGX_ERROR;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cf->cycle->conf_ctx, ngx_core_module);
+
+    uid = ccf->user;
+    gid = ccf->group;
+    user = ccf->username ? ccf->username : "";
+
+    if (uid == (ngx_uid_t) NGX_CONF_UNSET_UINT) {
+
+        if (geteuid() != 0) {
+            uid = geteuid();
+            gid = getegid();
+            user = "(the current user)";
+
+        } else {
+            /* "user" may come after "http"; nginx's default when started by root */
+            pw = getpwnam(NGX_USER);
+            if (pw == NULL) {
+                return NGX_OK;
+            }
+
+            uid = pw->pw_uid;
+            gid = pw->pw_gid;
+            user = NGX_USER;
+        }
+    }
+
+    if (ngx_http_portal_check_file(cf, pmcf, "snapshot/data.mdb", 0, uid, gid, user)
+        != NGX_OK
+        || ngx_http_portal_check_file(cf, pmcf, "snapshot/lock.mdb", 1, uid, gid,
+                                      user)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_portal_check_file(ngx_conf_t *cf, ngx_http_portal_main_conf_t *pmcf,
+    const char *name, ngx_uint_t write, ngx_uid_t uid, ngx_gid_t gid,
+    const char *user)
+{
+    int              n, i;
+    u_char           path[NGX_MAX_PATH];
+    gid_t            groups[64];
+    mode_t           need;
+    ngx_uint_t       member;
+    ngx_file_info_t  fi;
+
+    ngx_snprintf(path, sizeof(path), "%s/%s%Z", pmcf->data.data, name);
+
+    if (ngx_file_info(path, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "portal data \"%s\" has no snapshot: \"%s\" cannot be "
+                           "opened (create it with \"portalctl --data %s init\")",
+                           pmcf->data.data, path, pmcf->data.data);
+        return NGX_ERROR;
+    }
+
+    if (uid == 0) {
+        return NGX_OK;
+    }
+
+    need = write ? (S_IRUSR|S_IWUSR) : S_IRUSR;
+
+    if (fi.st_uid != uid) {
+
+        member = (fi.st_gid == gid);
+
+        if (!member && user[0] && user[0] != '(') {
+            n = 64;
+            if (getgrouplist(user, gid, groups, &n) != -1) {
+                for (i = 0; i < n; i++) {
+                    if (groups[i] == fi.st_gid) {
+                        member = 1;
+                        break;
+                    }
+                }
+            }
+        }
+
+        need = member ? need >> 3 : need >> 6;
+    }
+
+    if ((fi.st_mode & need) != need) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "portal data \"%s\": \"%s\" is not %s by the worker "
+                           "user \"%s\" (make the data directory's files owned by "
+                           "it: chown -R %s %s)",
+                           pmcf->data.data, path,
+                           write ? "writable" : "readable", user, user,
+                           pmcf->data.data);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static char *
+ngx_http_portal(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_portal_loc_conf_t *plcf = conf;
+
+    char  *rv;
+
+    rv = ngx_conf_set_flag_slot(cf, cmd, conf);
+
+    if (rv == NGX_CONF_OK && plcf->enable) {
+        plcf->enable_file = cf->conf_file->file.name.data;
+        plcf->enable_line = cf->conf_file->line;
+    }
+
+    return rv;
+}
+
+
+static char *
+ngx_http_portal_unknown_host(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_portal_loc_conf_t *plcf = conf;
+
+    ngx_int_t   code;
+    ngx_str_t  *value;
+
+    if (plcf->unknown_host != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        plcf->unknown_host = 0;
+        return NGX_CONF_OK;
+    }
+
+    code = ngx_atoi(value[1].data, value[1].len);
+
+    if (code < 400 || code > 599) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\": a status code 400-599, or \"off\"",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    plcf->unknown_host = code;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_portal_require_access(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_portal_loc_conf_t *plcf = conf;
+
+    ngx_str_t   *value, *name;
+    ngx_uint_t   i;
+
+    if (plcf->require_access != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    plcf->gate_file = cf->conf_file->file.name.data;
+    plcf->gate_line = cf->conf_file->line;
+
+    plcf->require_access = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                            sizeof(ngx_str_t));
+    if (plcf->require_access == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (!portal_section_valid((char *) value[i].data, value[i].len)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\": a section name is 1 to 32 "
+                               "of [a-z0-9_]", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        name = ngx_array_push(plcf->require_access);
+        if (name == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *name = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_portal_require_signup(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_portal_loc_conf_t *plcf = conf;
+
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    if (plcf->require_signup != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    plcf->gate_file = cf->conf_file->file.name.data;
+    plcf->gate_line = cf->conf_file->line;
+
+    plcf->require_signup = 0;
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strcmp(value[i].data, "customer") == 0) {
+            plcf->require_signup |= NGX_HTTP_PORTAL_SIGNUP_CUSTOMER;
+
+        } else if (ngx_strcmp(value[i].data, "carrier") == 0) {
+            plcf->require_signup |= NGX_HTTP_PORTAL_SIGNUP_CARRIER;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\": \"customer\" or \"carrier\"",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_portal_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_portal_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_portal_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_portal_main_conf_t  *pmcf;
+
+    pmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_portal_main_conf_t));
+    if (pmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     pmcf->data = { 0, NULL };
+     *     pmcf->reader = NULL;
+     *     pmcf->reopen_at = 0;
+     */
+
+    return pmcf;
+}
+
+
+static void *
+ngx_http_portal_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_portal_loc_conf_t  *plcf;
+
+    plcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_portal_loc_conf_t));
+    if (plcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     plcf->enable_file = NULL;
+     *     plcf->enable_line = 0;
+     *     plcf->gate_file = NULL;
+     *     plcf->gate_line = 0;
+     */
+
+    plcf->enable = NGX_CONF_UNSET;
+    plcf->unknown_host = NGX_CONF_UNSET;
+    plcf->require_access = NGX_CONF_UNSET_PTR;
+    plcf->require_signup = NGX_CONF_UNSET_UINT;
+
+    return plcf;
+}
+
+
+static char *
+ngx_http_portal_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_portal_loc_conf_t *prev = parent;
+    ngx_http_portal_loc_conf_t *conf = child;
+
+    ngx_http_portal_main_conf_t  *pmcf;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_value(conf->unknown_host, prev->unknown_host,
+                         NGX_HTTP_MISDIRECTED_REQUEST);
+    ngx_conf_merge_ptr_value(conf->require_access, prev->require_access, NULL);
+    ngx_conf_merge_uint_value(conf->require_signup, prev->require_signup, 0);
+
+    if (conf->enable_file == NULL) {
+        conf->enable_file = prev->enable_file;
+        conf->enable_line = prev->enable_line;
+    }
+
+    if (!conf->enable) {
+        if (conf->gate_file) {
+            /* a gate that never runs would let everybody in */
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"portal_require_access\" and \"portal_require_signup\" "
+                          "need \"portal on\" in %s:%ui",
+                          conf->gate_file, conf->gate_line);
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    pmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_portal_module);
+
+    if (pmcf->data.data == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"portal on\" needs \"portal_data\" in the http block "
+                      "in %s:%ui", conf->enable_file, conf->enable_line);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_portal_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    /* preaccess, not access: "satisfy any" must not let a request past the portal gate */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_portal_handler;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_portal_init_process(ngx_cycle_t *cycle)
+{
+    char                          err[PORTAL_ERRLEN];
+    ngx_http_portal_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_portal_module);
+
+    if (pmcf == NULL || pmcf->data.data == NULL) {
+        return NGX_OK;
+    }
+
+    /* LMDB environments are opened after fork, in each worker, never in the master */
+
+    pmcf->reader = portal_reader_open((char *) pmcf->data.data, err, sizeof(err));
+
+    if (pmcf->reader == NULL) {
+        pmcf->reopen_at = ngx_time() + NGX_HTTP_PORTAL_REOPEN_DELAY;
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "portal snapshot unavailable: %s", err);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_portal_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_portal_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_portal_module);
+
+    if (pmcf && pmcf->reader) {
+        portal_reader_close(pmcf->reader);
+        pmcf->reader = NULL;
+    }
+}
