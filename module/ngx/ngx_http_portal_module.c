@@ -18,6 +18,8 @@
 #define NGX_HTTP_PORTAL_SIGNUP_CUSTOMER  1
 #define NGX_HTTP_PORTAL_SIGNUP_CARRIER   2
 
+#define NGX_HTTP_PORTAL_MAX_GROUPS       256
+
 /* a failed snapshot open is retried by requests at most this often */
 #define NGX_HTTP_PORTAL_REOPEN_DELAY     1
 
@@ -39,6 +41,20 @@ typedef struct {
     u_char                    *gate_file;       /* where a portal_require_* was set */
     ngx_uint_t                 gate_line;
 } ngx_http_portal_loc_conf_t;
+
+
+/* what nginx -t checks in the data directory, for the worker user */
+typedef struct {
+    const char                *name;
+    mode_t                     need;            /* as owner: S_IRUSR, S_IWUSR, S_IXUSR */
+} ngx_http_portal_path_check_t;
+
+
+typedef struct {
+    ngx_uid_t                  uid;
+    ngx_gid_t                  gid;
+    char                      *name;
+} ngx_http_portal_worker_t;
 
 
 typedef struct {
@@ -73,9 +89,9 @@ static char *ngx_http_portal_require_signup(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_portal_check_data(ngx_conf_t *cf,
     ngx_http_portal_main_conf_t *pmcf);
-static ngx_int_t ngx_http_portal_check_file(ngx_conf_t *cf,
-    ngx_http_portal_main_conf_t *pmcf, const char *name, ngx_uint_t write,
-    ngx_uid_t uid, ngx_gid_t gid, const char *user);
+static ngx_int_t ngx_http_portal_check_path(ngx_conf_t *cf,
+    ngx_http_portal_main_conf_t *pmcf, ngx_http_portal_path_check_t *pc,
+    ngx_http_portal_worker_t *w);
 
 static ngx_int_t ngx_http_portal_add_variables(ngx_conf_t *cf);
 static void *ngx_http_portal_create_main_conf(ngx_conf_t *cf);
@@ -171,27 +187,27 @@ enum {
 static ngx_http_variable_t  ngx_http_portal_vars[] = {
 
     { ngx_string("portal_host"), NULL, ngx_http_portal_variable,
-      ngx_http_portal_var_host, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+      ngx_http_portal_var_host, 0, 0 },
 
     { ngx_string("portal_brand"), NULL, ngx_http_portal_variable,
-      ngx_http_portal_var_brand, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+      ngx_http_portal_var_brand, 0, 0 },
 
     { ngx_string("portal_customer_limit"), NULL, ngx_http_portal_variable,
-      ngx_http_portal_var_customer_limit, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+      ngx_http_portal_var_customer_limit, 0, 0 },
 
     { ngx_string("portal_access"), NULL, ngx_http_portal_variable,
-      ngx_http_portal_var_access, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+      ngx_http_portal_var_access, 0, 0 },
 
     { ngx_string("portal_status"), NULL, ngx_http_portal_variable,
-      ngx_http_portal_var_status, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+      ngx_http_portal_var_status, 0, 0 },
 
     { ngx_string("portal_customer_signup"), NULL,
       ngx_http_portal_flag_variable, NGX_HTTP_PORTAL_SIGNUP_CUSTOMER,
-      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+      0, 0 },
 
     { ngx_string("portal_carrier_signup"), NULL,
       ngx_http_portal_flag_variable, NGX_HTTP_PORTAL_SIGNUP_CARRIER,
-      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+      0, 0 },
 
       ngx_http_null_variable
 };
@@ -209,7 +225,7 @@ ngx_http_portal_resolve(ngx_http_request_t *r)
     char                          err[PORTAL_ERRLEN];
     u_char                        host[PORTAL_MAX_HOST_LEN];
     size_t                        len;
-    ngx_str_t                    *name;
+    ngx_str_t                     authority;
     portal_rc_t                   rc;
     portal_reader_t              *reader;
     ngx_pool_cleanup_t           *cln;
@@ -236,19 +252,30 @@ ngx_http_portal_resolve(ngx_http_request_t *r)
 
     /*
      * The request line's host wins over the Host header (RFC 9112 3.2.2); nginx has already
-     * chosen between them, lower-cased the name and refused ".." and NUL.  The Host header
-     * itself is checked again here for what nginx lets through: its port.
+     * lower-cased it and refused "..", NUL and the like.  The authority as the client sent
+     * it is checked again here for what nginx lets through: its port.
      */
 
-    if (mr->host_start == NULL && mr->headers_in.host) {
-        name = &mr->headers_in.host->value;
+    if (mr->host_start && mr->host_end) {
+        authority.data = mr->host_start;
+        authority.len = (mr->port_end ? mr->port_end : mr->host_end) - mr->host_start;
+
+    } else if (mr->headers_in.host) {
+        authority = mr->headers_in.host->value;
 
     } else {
-        name = &mr->headers_in.server;
+        authority = mr->headers_in.server;
     }
 
-    switch (portal_host_canonical((char *) name->data, name->len, (char *) host,
-                                  &len))
+    pmcf = ngx_http_get_module_main_conf(mr, ngx_http_portal_module);
+
+    if (pmcf->data.data == NULL) {
+        /* $portal_* read in a configuration without portal_data: nothing to find */
+        return ctx;
+    }
+
+    switch (portal_host_canonical((char *) authority.data, authority.len,
+                                  (char *) host, &len))
     {
     case PORTAL_HOST_OK:
         break;
@@ -260,8 +287,6 @@ ngx_http_portal_resolve(ngx_http_request_t *r)
     default:
         return ctx;
     }
-
-    pmcf = ngx_http_get_module_main_conf(mr, ngx_http_portal_module);
 
     reader = ngx_http_portal_reader(mr, pmcf);
     if (reader == NULL) {
@@ -293,6 +318,11 @@ ngx_http_portal_resolve(ngx_http_request_t *r)
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       "portal domain \"%*s\": lookup failed: %s", len, host, err);
         ctx->error = 1;
+
+        /* start afresh: the next request after the delay opens the snapshot again */
+        portal_reader_close(pmcf->reader);
+        pmcf->reader = NULL;
+        pmcf->reopen_at = ngx_time() + NGX_HTTP_PORTAL_REOPEN_DELAY;
         break;
     }
 
@@ -467,13 +497,16 @@ ngx_http_portal_handler(ngx_http_request_t *r)
     }
 
     if (!ctx->found) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "portal: unknown host \"%V\"", &r->headers_in.server);
+
         if (plcf->unknown_host) {
-            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                           "portal: unknown host \"%V\"", &r->headers_in.server);
             return plcf->unknown_host;
         }
 
-        return NGX_DECLINED;
+        /* with "portal_unknown_host off", a host that is no portal domain has no section */
+        return (plcf->require_access || plcf->require_signup) ? NGX_HTTP_FORBIDDEN
+                                                              : NGX_DECLINED;
     }
 
     if (ctx->domain.suspended) {
@@ -636,18 +669,24 @@ ngx_http_portal_data(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* nginx -t says what a worker would meet at start: no directory, no snapshot, or files
- * that the worker user cannot read (or, for LMDB's lock file, write). */
+/* nginx -t says what a worker would meet at start: no directory, no snapshot, or a path
+ * that the worker user cannot enter or read (or, for LMDB's lock file, write). */
 
 static ngx_int_t
 ngx_http_portal_check_data(ngx_conf_t *cf, ngx_http_portal_main_conf_t *pmcf)
 {
-    const char       *user;
-    ngx_uid_t         uid;
-    ngx_gid_t         gid;
-    ngx_file_info_t   fi;
-    ngx_core_conf_t  *ccf;
-    struct passwd    *pw;
+    ngx_uint_t                     i;
+    ngx_file_info_t                fi;
+    ngx_core_conf_t               *ccf;
+    struct passwd                 *pw;
+    ngx_http_portal_worker_t       w;
+
+    static ngx_http_portal_path_check_t  checks[] = {
+        { "", S_IXUSR },
+        { "/snapshot", S_IXUSR },
+        { "/snapshot/data.mdb", S_IRUSR },
+        { "/snapshot/lock.mdb", S_IRUSR|S_IWUSR },
+    };
 
     if (ngx_file_info(pmcf->data.data, &fi) == NGX_FILE_ERROR) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
@@ -665,37 +704,26 @@ ngx_http_portal_check_data(ngx_conf_t *cf, ngx_http_portal_main_conf_t *pmcf)
 
     ccf = (ngx_core_conf_t *) ngx_get_conf(cf->cycle->conf_ctx, ngx_core_module);
 
-    uid = ccf->user;
-    gid = ccf->group;
-    user = ccf->username ? ccf->username : "";
+    w.uid = ccf->user;
+    w.gid = ccf->group;
+    w.name = ccf->username;
 
-    if (uid == (ngx_uid_t) NGX_CONF_UNSET_UINT) {
-
-        if (geteuid() != 0) {
-            uid = geteuid();
-            gid = getegid();
-            user = "(the current user)";
-
-        } else {
-            /* "user" may come after "http"; nginx's default when started by root */
-            pw = getpwnam(NGX_USER);
-            if (pw == NULL) {
-                return NGX_OK;
-            }
-
-            uid = pw->pw_uid;
-            gid = pw->pw_gid;
-            user = NGX_USER;
+    if (w.uid == (ngx_uid_t) NGX_CONF_UNSET_UINT) {
+        /* "user" may come after "http": then nginx's default for its start user */
+        pw = (geteuid() == 0) ? getpwnam(NGX_USER) : getpwuid(geteuid());
+        if (pw == NULL) {
+            return NGX_OK;
         }
+
+        w.uid = pw->pw_uid;
+        w.gid = pw->pw_gid;
+        w.name = pw->pw_name;
     }
 
-    if (ngx_http_portal_check_file(cf, pmcf, "snapshot/data.mdb", 0, uid, gid, user)
-        != NGX_OK
-        || ngx_http_portal_check_file(cf, pmcf, "snapshot/lock.mdb", 1, uid, gid,
-                                      user)
-           != NGX_OK)
-    {
-        return NGX_ERROR;
+    for (i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
+        if (ngx_http_portal_check_path(cf, pmcf, &checks[i], &w) != NGX_OK) {
+            return NGX_ERROR;
+        }
     }
 
     return NGX_OK;
@@ -703,18 +731,17 @@ ngx_http_portal_check_data(ngx_conf_t *cf, ngx_http_portal_main_conf_t *pmcf)
 
 
 static ngx_int_t
-ngx_http_portal_check_file(ngx_conf_t *cf, ngx_http_portal_main_conf_t *pmcf,
-    const char *name, ngx_uint_t write, ngx_uid_t uid, ngx_gid_t gid,
-    const char *user)
+ngx_http_portal_check_path(ngx_conf_t *cf, ngx_http_portal_main_conf_t *pmcf,
+    ngx_http_portal_path_check_t *pc, ngx_http_portal_worker_t *w)
 {
     int              n, i;
     u_char           path[NGX_MAX_PATH];
-    gid_t            groups[64];
+    gid_t            groups[NGX_HTTP_PORTAL_MAX_GROUPS];
     mode_t           need;
     ngx_uint_t       member;
     ngx_file_info_t  fi;
 
-    ngx_snprintf(path, sizeof(path), "%s/%s%Z", pmcf->data.data, name);
+    ngx_snprintf(path, sizeof(path), "%s%s%Z", pmcf->data.data, pc->name);
 
     if (ngx_file_info(path, &fi) == NGX_FILE_ERROR) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
@@ -724,19 +751,20 @@ ngx_http_portal_check_file(ngx_conf_t *cf, ngx_http_portal_main_conf_t *pmcf,
         return NGX_ERROR;
     }
 
-    if (uid == 0) {
+    if (w->uid == 0) {
         return NGX_OK;
     }
 
-    need = write ? (S_IRUSR|S_IWUSR) : S_IRUSR;
+    need = pc->need;
 
-    if (fi.st_uid != uid) {
+    if (fi.st_uid != w->uid) {
 
-        member = (fi.st_gid == gid);
+        member = (fi.st_gid == w->gid);
 
-        if (!member && user[0] && user[0] != '(') {
-            n = 64;
-            if (getgrouplist(user, gid, groups, &n) != -1) {
+        if (!member && w->name) {
+            n = NGX_HTTP_PORTAL_MAX_GROUPS;
+
+            if (getgrouplist(w->name, w->gid, groups, &n) != -1) {
                 for (i = 0; i < n; i++) {
                     if (groups[i] == fi.st_gid) {
                         member = 1;
@@ -751,11 +779,13 @@ ngx_http_portal_check_file(ngx_conf_t *cf, ngx_http_portal_main_conf_t *pmcf,
 
     if ((fi.st_mode & need) != need) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "portal data \"%s\": \"%s\" is not %s by the worker "
-                           "user \"%s\" (make the data directory's files owned by "
-                           "it: chown -R %s %s)",
-                           pmcf->data.data, path,
-                           write ? "writable" : "readable", user, user,
+                           "portal data \"%s\": the worker user \"%s\" cannot %s "
+                           "\"%s\" (the data directory and its files belong to "
+                           "the worker user: chown -R %s %s)",
+                           pmcf->data.data, w->name ? w->name : "?",
+                           (pc->need & S_IXUSR) ? "enter"
+                           : (pc->need & S_IWUSR) ? "write" : "read",
+                           path, w->name ? w->name : "USER",
                            pmcf->data.data);
         return NGX_ERROR;
     }

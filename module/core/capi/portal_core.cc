@@ -73,7 +73,8 @@ void fill(const portal::DomainView& v, const char* host, size_t host_len, portal
 
 extern "C" {
 
-portal_host_rc_t portal_host_canonical(const char* in, size_t len, char* out, size_t* out_len) {
+portal_host_rc_t portal_host_canonical(const char* in, size_t len, char* out,
+                                       size_t* out_len) noexcept {
   switch (portal::canonical_host(std::string_view(in, len), out, out_len)) {
     case portal::HostCheck::ok:
       return PORTAL_HOST_OK;
@@ -84,11 +85,11 @@ portal_host_rc_t portal_host_canonical(const char* in, size_t len, char* out, si
   }
 }
 
-int portal_section_valid(const char* name, size_t len) {
+int portal_section_valid(const char* name, size_t len) noexcept {
   return portal::valid_section(std::string_view(name, len)) ? 1 : 0;
 }
 
-portal_reader_t* portal_reader_open(const char* dir, char* err, size_t errlen) {
+portal_reader_t* portal_reader_open(const char* dir, char* err, size_t errlen) noexcept {
   try {
     return new portal_reader_s(dir);
   } catch (const std::exception& e) {
@@ -99,11 +100,11 @@ portal_reader_t* portal_reader_open(const char* dir, char* err, size_t errlen) {
   return nullptr;
 }
 
-void portal_reader_close(portal_reader_t* r) { delete r; }
+void portal_reader_close(portal_reader_t* r) noexcept { delete r; }
 
 portal_rc_t portal_reader_lookup(portal_reader_t* r, const char* host, size_t len,
                                  portal_alloc_pt alloc, void* ctx, portal_domain_t* out,
-                                 char* err, size_t errlen) {
+                                 char* err, size_t errlen) noexcept {
   if (err && errlen) err[0] = '\0';
   try {
     bool first = false;

@@ -10,7 +10,10 @@
 #include <stddef.h>
 
 #ifdef __cplusplus
+#define PORTAL_NOEXCEPT  noexcept
 extern "C" {
+#else
+#define PORTAL_NOEXCEPT
 #endif
 
 #define PORTAL_MAX_HOST_LEN  253
@@ -55,18 +58,20 @@ typedef enum {
 /* Canonical request host (lower-case, no trailing dot, no port, LDH): writes at most
  * PORTAL_MAX_HOST_LEN bytes to out and its length to out_len. */
 portal_host_rc_t portal_host_canonical(const char *in, size_t len, char *out,
-    size_t *out_len);
+    size_t *out_len) PORTAL_NOEXCEPT;
 
 /* Valid access section name: [a-z0-9_]{1,32}. */
-int portal_section_valid(const char *name, size_t len);
+int portal_section_valid(const char *name, size_t len) PORTAL_NOEXCEPT;
 
 /* Opens DIR/snapshot read-only for this process (call after fork). NULL and err on failure. */
-portal_reader_t *portal_reader_open(const char *dir, char *err, size_t errlen);
-void portal_reader_close(portal_reader_t *r);
+portal_reader_t *portal_reader_open(const char *dir, char *err, size_t errlen)
+    PORTAL_NOEXCEPT;
+void portal_reader_close(portal_reader_t *r) PORTAL_NOEXCEPT;
 
 /* Looks a canonical host up; on PORTAL_FOUND fills out with copies made through alloc. */
 portal_rc_t portal_reader_lookup(portal_reader_t *r, const char *host, size_t len,
-    portal_alloc_pt alloc, void *alloc_ctx, portal_domain_t *out, char *err, size_t errlen);
+    portal_alloc_pt alloc, void *alloc_ctx, portal_domain_t *out, char *err, size_t errlen)
+    PORTAL_NOEXCEPT;
 
 #ifdef __cplusplus
 }

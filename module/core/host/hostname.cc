@@ -12,6 +12,16 @@ HostCheck fail(std::string* why, std::string_view in, const char* reason,
   return rc;
 }
 
+bool valid_port(std::string_view port) {
+  if (port.size() > 5) return false;
+  unsigned value = 0;
+  for (char ch : port) {
+    if (ch < '0' || ch > '9') return false;
+    value = value * 10 + static_cast<unsigned>(ch - '0');
+  }
+  return port.empty() || (value > 0 && value <= 65535);
+}
+
 bool is_ldh(unsigned char ch) {
   return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-';
 }
@@ -21,17 +31,19 @@ bool is_ldh(unsigned char ch) {
 HostCheck canonical_host(std::string_view in, char* out, size_t* out_len, std::string* why) {
   std::string_view name = in;
 
+  // An IP literal ("[::1]", "[::1]:443") is never a portal domain; only its port can be bad.
+  if (!name.empty() && name.front() == '[') {
+    size_t close = name.find(']');
+    std::string_view rest = close == std::string_view::npos ? "" : name.substr(close + 1);
+    if (!rest.empty() && (rest.front() != ':' || !valid_port(rest.substr(1))))
+      return fail(why, in, "bad port", HostCheck::bad_port);
+    return fail(why, in, "an IP address is not a portal domain");
+  }
+
   // A port is allowed (a Host header carries one); an empty port means none (RFC 3986 3.2.3).
   size_t colon = name.rfind(':');
   if (colon != std::string_view::npos) {
-    std::string_view port = name.substr(colon + 1);
-    if (port.size() > 5) return fail(why, in, "bad port", HostCheck::bad_port);
-    unsigned value = 0;
-    for (char ch : port) {
-      if (ch < '0' || ch > '9') return fail(why, in, "bad port", HostCheck::bad_port);
-      value = value * 10 + static_cast<unsigned>(ch - '0');
-    }
-    if (!port.empty() && (value == 0 || value > 65535)) return fail(why, in, "bad port", HostCheck::bad_port);
+    if (!valid_port(name.substr(colon + 1))) return fail(why, in, "bad port", HostCheck::bad_port);
     name = name.substr(0, colon);
   }
   if (!name.empty() && name.back() == '.') name.remove_suffix(1);

@@ -13,12 +13,13 @@ void fail(const char* call, int rc, const std::string& path) {
 }
 
 Env::Env(const std::string& path, unsigned flags, mdb_mode_t mode, unsigned maxdbs,
-         size_t mapsize)
+         size_t mapsize, unsigned maxreaders)
     : path_(path) {
   int rc = mdb_env_create(&env_);
   if (rc) fail("mdb_env_create", rc);
   if ((rc = mdb_env_set_maxdbs(env_, maxdbs)) ||
       (mapsize && (rc = mdb_env_set_mapsize(env_, mapsize))) ||
+      (maxreaders && (rc = mdb_env_set_maxreaders(env_, maxreaders))) ||
       (rc = mdb_env_open(env_, path.c_str(), flags, mode))) {
     mdb_env_close(env_);
     env_ = nullptr;

@@ -37,7 +37,8 @@ class Env {
  public:
   Env() = default;
   // Opens (MDB_NOSUBDIR unset: path is a directory holding data.mdb and lock.mdb).
-  Env(const std::string& path, unsigned flags, mdb_mode_t mode, unsigned maxdbs, size_t mapsize);
+  Env(const std::string& path, unsigned flags, mdb_mode_t mode, unsigned maxdbs, size_t mapsize,
+      unsigned maxreaders = 0);
   ~Env();
   Env(Env&& o) noexcept : env_(o.env_), path_(std::move(o.path_)) { o.env_ = nullptr; }
   Env& operator=(Env&& o) noexcept;

@@ -17,6 +17,9 @@ constexpr const char* kGenerationKey = "generation";
 constexpr size_t kInitialMapSize = size_t(1) << 30;
 constexpr size_t kMaxMapSize = size_t(1) << 40;
 constexpr size_t kMaxReported = 1024;
+// Reader slots (the lock file's size is fixed by whoever creates it): every worker, old
+// workers finishing after a reload, and every portalctl take one. LMDB's default is 126.
+constexpr unsigned kMaxReaders = 1024;
 
 std::string join(const std::string& dir, const char* name) {
   return dir.empty() || dir.back() == '/' ? dir + name : dir + "/" + name;
@@ -89,6 +92,12 @@ void SnapshotTxn::put(const Domain& d) {
   txn_.put(domains_, d.host, encode(d));
 }
 
+void SnapshotTxn::put_append(const Domain& d) {
+  std::string why;
+  if (!validate(d, &why)) throw std::invalid_argument(why);
+  txn_.put(domains_, d.host, encode(d), MDB_APPEND);
+}
+
 bool SnapshotTxn::remove(std::string_view host) { return txn_.del(domains_, host); }
 
 void SnapshotTxn::clear() {
@@ -96,7 +105,7 @@ void SnapshotTxn::clear() {
   if (rc) lmdb::fail("mdb_drop", rc);
 }
 
-SnapshotStore::SnapshotStore(const std::string& data_dir, bool create)
+SnapshotStore::SnapshotStore(const std::string& data_dir, bool create, size_t initial_map)
     : path_(join(data_dir, kSnapshotDir)) {
   struct stat dir_st;
   if (stat(data_dir.c_str(), &dir_st) != 0) {
@@ -115,15 +124,17 @@ SnapshotStore::SnapshotStore(const std::string& data_dir, bool create)
     }
     if (mkdir(path_.c_str(), 0755) != 0 && errno != EEXIST) sys_fail("mkdir", path_);
   }
-  env_ = lmdb::Env(path_, 0, 0660, 4, 0);
-  if (env_.mapsize() < kInitialMapSize) env_.set_mapsize(kInitialMapSize);
+  env_ = lmdb::Env(path_, 0, 0660, 4, 0, kMaxReaders);
+  if (!initial_map) initial_map = kInitialMapSize;
+  if (env_.mapsize() < initial_map) env_.set_mapsize(initial_map);
   open_dbs();
   own_like(path_, dir_st);
   own_like(join(path_, "data.mdb"), dir_st);
   own_like(join(path_, "lock.mdb"), dir_st);
-  // The lock file stays writable by its owner (readers register there); data is read-only
-  // for anyone but the owner.
+  // Readers register in the lock file, so the group may write it whatever the umask; the
+  // data is read-only for anyone but the owner.
   chmod(join(path_, "data.mdb").c_str(), 0640);
+  chmod(join(path_, "lock.mdb").c_str(), 0660);
 }
 
 bool SnapshotStore::exists(const std::string& data_dir) {
@@ -165,15 +176,20 @@ void SnapshotStore::read(const std::function<void(const SnapshotTxn&)>& fn) cons
 }
 
 SnapshotReader::SnapshotReader(const std::string& data_dir)
-    : env_(join(data_dir, kSnapshotDir), MDB_RDONLY | MDB_NOTLS, 0640, 4, 0) {
+    : env_(join(data_dir, kSnapshotDir), MDB_RDONLY | MDB_NOTLS, 0640, 4, 0, kMaxReaders) {
   int dead = 0;
   int rc = mdb_reader_check(env_.get(), &dead);  // slots of readers that died (a SIGKILL)
   if (rc) lmdb::fail("mdb_reader_check", rc, env_.path());
+  {
+    // Database handles outlive only a committed transaction, read-only ones included.
+    lmdb::Txn txn(env_, MDB_RDONLY);
+    rc = mdb_dbi_open(txn.get(), kDomainsDb, 0, &domains_);
+    if (rc) lmdb::fail("mdb_dbi_open", rc, env_.path());
+    rc = mdb_dbi_open(txn.get(), kMetaDb, 0, &meta_);
+    if (rc) lmdb::fail("mdb_dbi_open", rc, env_.path());
+    txn.commit();
+  }
   txn_ = lmdb::Txn(env_, MDB_RDONLY);
-  rc = mdb_dbi_open(txn_.get(), kDomainsDb, 0, &domains_);
-  if (rc) lmdb::fail("mdb_dbi_open", rc, env_.path());
-  rc = mdb_dbi_open(txn_.get(), kMetaDb, 0, &meta_);
-  if (rc) lmdb::fail("mdb_dbi_open", rc, env_.path());
   txn_.reset();
 }
 

@@ -36,6 +36,9 @@ class SnapshotTxn {
   uint64_t generation() const;
 
   void put(const Domain& d);  // validates first; throws std::invalid_argument on a bad record
+  // Like put, for a bulk load in key order into an empty database: MDB_APPEND fills every
+  // page instead of splitting it in half. A host not after the last one throws lmdb::Error.
+  void put_append(const Domain& d);
   bool remove(std::string_view host);
   void clear();
 
@@ -50,7 +53,8 @@ class SnapshotStore {
   // Opens DATA_DIR/snapshot for reading and writing. With create, makes the directory and an
   // empty snapshot when missing; files it creates take the owner and group of DATA_DIR, so
   // that nginx workers running as that user can read them. Throws std::runtime_error.
-  SnapshotStore(const std::string& data_dir, bool create);
+  // initial_map (bytes) is for tests of map growth; 0 is the default, 1 GiB.
+  SnapshotStore(const std::string& data_dir, bool create, size_t initial_map = 0);
 
   static bool exists(const std::string& data_dir);
 
