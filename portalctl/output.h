@@ -1,0 +1,33 @@
+// What portalctl prints on standard output: the human forms of show and list, buffered,
+// with a write error (a full disk, a closed pipe) reported once at the end.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "domain/record.h"
+
+namespace portalctl {
+
+void out(std::string_view text);
+// Flushes standard output; throws std::runtime_error if anything failed to be written.
+void finish_output();
+
+// "field: value" lines, in the order of an import entry.
+std::string domain_text(const portal::Domain& d);
+std::string table_header();
+std::string table_row(const portal::Domain& d);
+
+// The "bad" visitor of SnapshotTxn::for_each: warns on stderr for each record that does not
+// decode; check() then fails the command, so that a list or an export is never silently short.
+class MalformedRecords {
+ public:
+  void operator()(std::string_view host);
+  void check() const;
+
+ private:
+  size_t count_ = 0;
+};
+
+}  // namespace portalctl
