@@ -62,7 +62,6 @@ typedef struct {
     ngx_uint_t                 status;          /* 0, or the answer a bad host gets */
     unsigned                   found:1;
     unsigned                   error:1;
-    unsigned                   stripped:1;
 } ngx_http_portal_ctx_t;
 
 
@@ -72,7 +71,8 @@ static void ngx_http_portal_ctx_cleanup(void *data);
 static portal_reader_t *ngx_http_portal_reader(ngx_http_request_t *r,
     ngx_http_portal_main_conf_t *pmcf);
 static void *ngx_http_portal_alloc(void *pool, size_t size);
-static ngx_int_t ngx_http_portal_strip_headers(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_portal_is_ours(ngx_str_t *key);
+static ngx_int_t ngx_http_portal_strip_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_portal_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_portal_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -390,16 +390,24 @@ ngx_http_portal_alloc(void *pool, size_t size)
 }
 
 
-/* A client's own X-Portal-* headers never reach the backend: the list is rebuilt without
- * them (only when there are any, which a well-behaved client never sends). */
+/* A client's own X-Portal-* headers never reach the backend, whatever location the request
+ * ends in: with portal_data set, the list is rebuilt without them before anything else
+ * runs (only when there are any, which a well-behaved client never sends). */
 
 static ngx_int_t
-ngx_http_portal_strip_headers(ngx_http_request_t *r)
+ngx_http_portal_strip_handler(ngx_http_request_t *r)
 {
-    ngx_uint_t        i, n, found;
-    ngx_list_t        list;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h, *copy;
+    ngx_uint_t                    i, n, found;
+    ngx_list_t                    list;
+    ngx_list_part_t              *part;
+    ngx_table_elt_t              *h, *copy;
+    ngx_http_portal_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_portal_module);
+
+    if (pmcf->data.data == NULL || r != r->main) {
+        return NGX_DECLINED;
+    }
 
     found = 0;
     n = 0;
@@ -408,38 +416,26 @@ ngx_http_portal_strip_headers(ngx_http_request_t *r)
         h = part->elts;
 
         for (i = 0; i < part->nelts; i++, n++) {
-            if (h[i].key.len >= ngx_http_portal_header_prefix.len
-                && ngx_strncasecmp(h[i].key.data,
-                                   ngx_http_portal_header_prefix.data,
-                                   ngx_http_portal_header_prefix.len)
-                   == 0)
-            {
-                found++;
-            }
+            found += ngx_http_portal_is_ours(&h[i].key);
         }
     }
 
     if (found == 0) {
-        return NGX_OK;
+        return NGX_DECLINED;
     }
 
     if (ngx_list_init(&list, r->pool, n - found ? n - found : 1,
                       sizeof(ngx_table_elt_t))
         != NGX_OK)
     {
-        return NGX_ERROR;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     for (part = &r->headers_in.headers.part; part; part = part->next) {
         h = part->elts;
 
         for (i = 0; i < part->nelts; i++) {
-            if (h[i].key.len >= ngx_http_portal_header_prefix.len
-                && ngx_strncasecmp(h[i].key.data,
-                                   ngx_http_portal_header_prefix.data,
-                                   ngx_http_portal_header_prefix.len)
-                   == 0)
-            {
+            if (ngx_http_portal_is_ours(&h[i].key)) {
                 ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                                "portal: client header \"%V: %V\" dropped",
                                &h[i].key, &h[i].value);
@@ -448,7 +444,7 @@ ngx_http_portal_strip_headers(ngx_http_request_t *r)
 
             copy = ngx_list_push(&list);
             if (copy == NULL) {
-                return NGX_ERROR;
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
             *copy = h[i];
@@ -457,7 +453,35 @@ ngx_http_portal_strip_headers(ngx_http_request_t *r)
 
     r->headers_in.headers = list;
 
-    return NGX_OK;
+    return NGX_DECLINED;
+}
+
+
+/* "X-Portal-", any case, and "X_Portal_" too: CGI-style backends read both as HTTP_X_PORTAL_ */
+
+static ngx_uint_t
+ngx_http_portal_is_ours(ngx_str_t *key)
+{
+    u_char      c;
+    ngx_uint_t  i;
+
+    if (key->len < ngx_http_portal_header_prefix.len) {
+        return 0;
+    }
+
+    for (i = 0; i < ngx_http_portal_header_prefix.len; i++) {
+        c = ngx_tolower(key->data[i]);
+
+        if (c == '_') {
+            c = '-';
+        }
+
+        if (c != ngx_http_portal_header_prefix.data[i]) {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 
@@ -478,14 +502,6 @@ ngx_http_portal_handler(ngx_http_request_t *r)
     ctx = ngx_http_portal_resolve(r);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (!ctx->stripped && r == r->main) {
-        if (ngx_http_portal_strip_headers(r) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ctx->stripped = 1;
     }
 
     if (ctx->error) {
@@ -858,8 +874,10 @@ ngx_http_portal_require_access(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "is duplicate";
     }
 
-    plcf->gate_file = cf->conf_file->file.name.data;
-    plcf->gate_line = cf->conf_file->line;
+    if (plcf->gate_file == NULL) {
+        plcf->gate_file = cf->conf_file->file.name.data;
+        plcf->gate_line = cf->conf_file->line;
+    }
 
     plcf->require_access = ngx_array_create(cf->pool, cf->args->nelts - 1,
                                             sizeof(ngx_str_t));
@@ -901,8 +919,10 @@ ngx_http_portal_require_signup(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "is duplicate";
     }
 
-    plcf->gate_file = cf->conf_file->file.name.data;
-    plcf->gate_line = cf->conf_file->line;
+    if (plcf->gate_file == NULL) {
+        plcf->gate_file = cf->conf_file->file.name.data;
+        plcf->gate_line = cf->conf_file->line;
+    }
 
     plcf->require_signup = 0;
     value = cf->args->elts;
@@ -1048,6 +1068,13 @@ ngx_http_portal_init(ngx_conf_t *cf)
     ngx_http_core_main_conf_t  *cmcf;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_POST_READ_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_portal_strip_handler;
 
     /* preaccess, not access: "satisfy any" must not let a request past the portal gate */
 

@@ -1,0 +1,534 @@
+package PortalTest;
+
+# Harness for the nginx tests: Debian's nginx with ngx_http_portal_module loaded, a portal
+# data directory managed with portalctl, a real upstream that echoes what it received, and a
+# raw HTTP client. Everything listens on 127.0.0.1, lives in one temporary directory per test
+# file, stops by itself, and only processes started here are ever signalled.
+#
+# Environment: PORTAL_MODULE (default build/ngx_http_portal_module.so), PORTALCTL (default
+# build/portalctl), NGINX (default /usr/sbin/nginx); relative paths are from the repo root.
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Temp qw(tempdir);
+use IO::Select;
+use IO::Socket::INET;
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(sleep time);
+
+our $ROOT = abs_path(dirname(__FILE__) . '/../..');
+
+# Anything a test starts is gone after this many seconds, whatever happens to the test.
+use constant LIFETIME => 300;
+
+my @instances;
+
+sub _path {
+    my ($value, $default) = @_;
+    my $p = defined $value && length $value ? $value : $default;
+    return $p =~ m{^/} ? $p : "$ROOT/$p";
+}
+
+sub new {
+    my ($class) = @_;
+
+    my $self = bless {
+        owner     => $$,
+        module    => _path($ENV{PORTAL_MODULE}, 'build/ngx_http_portal_module.so'),
+        portalctl => _path($ENV{PORTALCTL}, 'build/portalctl'),
+        nginx     => _path($ENV{NGINX}, '/usr/sbin/nginx'),
+        upstream_pids => [],
+    }, $class;
+
+    -f $self->{module}
+        or die "no module at $self->{module}: build it, or set PORTAL_MODULE\n";
+    -x $self->{portalctl}
+        or die "no portalctl at $self->{portalctl}: build it, or set PORTALCTL\n";
+    -x $self->{nginx} or die "no nginx at $self->{nginx}: set NGINX\n";
+
+    my $tmp = tempdir('portal-t-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    chmod 0755, $tmp or die "chmod $tmp: $!";    # the worker user walks through it
+    $self->{tmp} = $tmp;
+    for (my $dir = dirname($tmp); $> == 0 && $dir ne "/"; $dir = dirname($dir)) {
+        (stat $dir)[2] & 01 or die "$dir is closed to nginx's worker user: set TMPDIR to "
+            . "a directory that everyone may enter (such as /tmp)\n";
+    }
+
+    # Workers of an nginx started by root run as "nobody": the data directory is theirs, and
+    # portalctl makes the files it creates owned like the data directory.
+    $self->{data} = "$tmp/data";
+    mkdir $self->{data} or die "mkdir $self->{data}: $!";
+    if ($> == 0) {
+        my ($uid, $gid) = $self->worker_ids;
+        chown $uid, $gid, $self->{data} or die "chown $self->{data}: $!";
+    }
+
+    $self->{port} = free_port();
+    $self->{port2} = free_port();
+    $self->_watchdog;
+
+    push @instances, $self;
+    return $self;
+}
+
+sub tmp  { $_[0]{tmp} }
+sub data { $_[0]{data} }
+sub port { $_[0]{port} }
+sub port2 { $_[0]{port2} }
+sub conf_file { $_[0]{conf_file} }
+sub master_pid { $_[0]{master} }
+sub error_log_file { "$_[0]{tmp}/error.log" }
+
+# uid and gid of nginx's default worker user when started by root (Debian: nobody:nogroup).
+sub worker_ids {
+    my (undef, undef, $uid, $gid) = getpwnam('nobody');
+    my $group = getgrnam('nogroup');
+    return ($uid, defined $group ? $group : $gid);
+}
+
+sub free_port {
+    my $s = IO::Socket::INET->new(
+        LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp', Listen => 1,
+        ReuseAddr => 1) or die "no free port: $!";
+    my $port = $s->sockport;
+    close $s;
+    return $port;
+}
+
+
+# ---- processes ----------------------------------------------------------------------------
+
+# Runs a command; returns (exit status, stdout, stderr).
+sub run {
+    my ($self, @cmd) = @_;
+    my ($out, $err) = ("$self->{tmp}/run.out", "$self->{tmp}/run.err");
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $out or POSIX::_exit(126);
+        open STDERR, '>', $err or POSIX::_exit(126);
+        { no warnings 'exec'; exec { $cmd[0] } @cmd; }
+        POSIX::_exit(127);
+    }
+    waitpid $pid, 0;
+    my $rc = $? & 127 ? 128 + ($? & 127) : $? >> 8;
+    return ($rc, slurp($out), slurp($err));
+}
+
+# portalctl --data DATA ARGS...: (exit status, stdout, stderr).
+sub ctl {
+    my ($self, @args) = @_;
+    return $self->run($self->{portalctl}, '--data', $self->{data}, @args);
+}
+
+# The same, for a step a test depends on: dies with portalctl's message when it fails.
+sub ctl_ok {
+    my ($self, @args) = @_;
+    my ($rc, $out, $err) = $self->ctl(@args);
+    die "portalctl @args: exit $rc: $err$out" if $rc != 0;
+    return $out;
+}
+
+# A second process that stops what this test started if the test itself is killed.
+sub _watchdog {
+    my ($self) = @_;
+    my $parent = $$;
+    my $tmp = $self->{tmp};
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        $SIG{TERM} = sub { POSIX::_exit(0) };
+        my $deadline = time + LIFETIME;
+        while (time < $deadline && kill(0, $parent) && getppid() == $parent) {
+            sleep 0.5;
+        }
+        # the test is gone without its END block (or its lifetime is over): stop its nginx
+        my $master = slurp("$tmp/nginx.pid");
+        if ($master && $master =~ /^(\d+)/ && _is_nginx($1)) {
+            kill 'TERM', $1;
+        }
+        POSIX::_exit(0);
+    }
+    $self->{watchdog} = $pid;
+}
+
+sub _is_nginx {
+    my ($pid) = @_;
+    my $cmd = slurp("/proc/$pid/cmdline") // '';
+    return $cmd =~ /nginx/;
+}
+
+
+# ---- upstream -----------------------------------------------------------------------------
+
+# Starts the echo upstream: every request gets 200 and a body whose first line is the
+# request line, then one "name: value" line per request header (names lower-cased).
+# Returns "127.0.0.1:PORT".
+sub start_upstream {
+    my ($self, %opt) = @_;
+    my $listen = IO::Socket::INET->new(
+        LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp', Listen => 128,
+        ReuseAddr => 1) or die "upstream listen: $!";
+
+    for (1 .. ($opt{processes} // 4)) {
+        my $pid = fork // die "fork: $!";
+        if ($pid == 0) {
+            _echo_server($listen);
+            POSIX::_exit(0);
+        }
+        push @{ $self->{upstream_pids} }, $pid;
+    }
+
+    $self->{upstream} = '127.0.0.1:' . $listen->sockport;
+    close $listen;
+    return $self->{upstream};
+}
+
+sub upstream { $_[0]{upstream} // die "start_upstream first\n" }
+
+sub _echo_server {
+    my ($listen) = @_;
+    $SIG{ALRM} = $SIG{TERM} = sub { POSIX::_exit(0) };
+    alarm LIFETIME;
+
+    while (1) {
+        my $c = $listen->accept or next;
+        my $buf = '';
+        my $sel = IO::Select->new($c);
+        while (index($buf, "\r\n\r\n") < 0) {
+            last unless $sel->can_read(10);
+            last unless sysread($c, $buf, 16384, length $buf);
+        }
+        my ($head) = split /\r\n\r\n/, $buf, 2;
+        my @lines = split /\r\n/, $head // '';
+        my $body = (shift(@lines) // '') . "\n";
+        for (@lines) {
+            my ($name, $value) = /^([^:]*):[ \t]*(.*?)[ \t]*$/s or next;
+            $body .= lc($name) . ": $value\n";
+        }
+        my $res = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+            . "Content-Length: " . length($body) . "\r\nConnection: close\r\n\r\n$body";
+        while (length $res) {
+            my $n = syswrite($c, $res) or last;
+            substr($res, 0, $n) = '';
+        }
+        close $c;
+    }
+}
+
+
+# ---- nginx --------------------------------------------------------------------------------
+
+# Writes the configuration: the main context, the events block and an http block holding
+# portal_data and portal_params, then HTTP (the servers). Placeholders anywhere in HTTP or
+# MAIN: %%PORT%%, %%PORT2%% (a second server), %%UPSTREAM%%, %%DATA%%, %%TMP%%, %%ROOT%%.
+# Options: main => extra main-context lines; workers => N (1); log_level => info;
+# portal_data => a directory, or undef for no portal_data line; params => 0 to leave out
+# portal_params; file => where to write (TMP/nginx.conf).
+sub write_conf {
+    my ($self, $http, %opt) = @_;
+    my $tmp = $self->{tmp};
+
+    my $data = exists $opt{portal_data} ? $opt{portal_data} : $self->{data};
+    my $data_line = defined $data ? "portal_data $data;" : '';
+    my $params = ($opt{params} // 1) ? "include $ROOT/conf/portal_params;" : '';
+    my $workers = $opt{workers} // 1;
+    my $level = $opt{log_level} // 'info';
+    my $main = $opt{main} // '';
+
+    my $conf = <<"EOF";
+load_module $self->{module};
+
+daemon off;
+master_process on;
+worker_processes $workers;
+pid $tmp/nginx.pid;
+error_log $tmp/error.log $level;
+$main
+
+events {
+    worker_connections 512;
+}
+
+http {
+    access_log $tmp/access.log;
+    client_body_temp_path $tmp/client_body_temp;
+    proxy_temp_path $tmp/proxy_temp;
+    fastcgi_temp_path $tmp/fastcgi_temp;
+    uwsgi_temp_path $tmp/uwsgi_temp;
+    scgi_temp_path $tmp/scgi_temp;
+
+    $data_line
+    $params
+
+$http
+}
+EOF
+
+    my %sub = (
+        PORT => $self->{port}, PORT2 => $self->{port2}, UPSTREAM => $self->{upstream} // '127.0.0.1:9',
+        DATA => $self->{data}, TMP => $tmp, ROOT => $ROOT,
+    );
+    $conf =~ s/%%(\w+)%%/exists $sub{$1} ? $sub{$1} : die "unknown placeholder $1\n"/ge;
+
+    my $file = $opt{file} // "$tmp/nginx.conf";
+    open my $fh, '>', $file or die "$file: $!";
+    print $fh $conf;
+    close $fh;
+    $self->{conf_file} = $file;
+    $self->{workers} = $workers;
+    return $file;
+}
+
+# Line number of the first line of the written configuration that matches RE.
+sub conf_line {
+    my ($self, $re) = @_;
+    my @lines = split /\n/, slurp($self->{conf_file});
+    for my $i (0 .. $#lines) {
+        return $i + 1 if $lines[$i] =~ $re;
+    }
+    die "no line matching $re in $self->{conf_file}\n";
+}
+
+# nginx -t on the written configuration: (exit status, output).
+sub nginx_t {
+    my ($self) = @_;
+    my ($rc, $out, $err) =
+        $self->run($self->{nginx}, '-t', '-p', "$self->{tmp}/", '-c', $self->{conf_file});
+    return ($rc, $out . $err);
+}
+
+# Starts nginx (master and workers) on the written configuration and waits until it answers.
+sub start {
+    my ($self) = @_;
+    die "nginx already running\n" if $self->{master};
+    my $tmp = $self->{tmp};
+    unlink "$tmp/nginx.pid";
+
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', "$tmp/nginx.out";
+        open STDERR, '>&', \*STDOUT;
+        { no warnings 'exec'; exec $self->{nginx}, '-p', "$tmp/", '-c', $self->{conf_file}; }
+        POSIX::_exit(127);
+    }
+    $self->{master} = $pid;
+
+    my $deadline = time + 10;
+    while (time < $deadline) {
+        if (waitpid($pid, WNOHANG) == $pid) {
+            delete $self->{master};
+            die "nginx exited at start ($?):\n" . (slurp("$tmp/nginx.out") // '')
+                . $self->error_log_tail;
+        }
+        if ((slurp("$tmp/nginx.pid") // '') =~ /^$pid\b/
+            && $self->worker_pids == $self->{workers}
+            && IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->{port},
+                                     Proto => 'tcp'))
+        {
+            return $pid;
+        }
+        sleep 0.02;
+    }
+    $self->stop;
+    die "nginx did not start in 10 s\n" . $self->error_log_tail;
+}
+
+# Stops the nginx this object started: TERM to its master, and waits for it.
+sub stop {
+    my ($self) = @_;
+    my $pid = delete $self->{master} or return;
+    kill 'TERM', $pid;
+    my $deadline = time + 10;
+    while (time < $deadline) {
+        return 1 if waitpid($pid, WNOHANG) == $pid;
+        sleep 0.02;
+    }
+    kill 'KILL', $pid;
+    waitpid $pid, 0;
+    return 0;
+}
+
+# PIDs of the running master's children (its workers), sorted.
+sub worker_pids {
+    my ($self) = @_;
+    my $master = $self->{master} or return ();
+    my @pids;
+    opendir my $dh, '/proc' or die "/proc: $!";
+    for my $pid (grep { /^\d+$/ } readdir $dh) {
+        my $stat = slurp("/proc/$pid/stat") or next;
+        my ($ppid) = $stat =~ /\)\s+\S+\s+(\d+)/ or next;
+        push @pids, $pid if $ppid == $master;
+    }
+    @pids = sort { $a <=> $b } @pids;
+    return @pids;
+}
+
+sub error_log { slurp($_[0]->error_log_file) // '' }
+
+sub error_log_tail {
+    my ($self) = @_;
+    my @l = split /\n/, $self->error_log;
+    @l = @l[-20 .. -1] if @l > 20;
+    return join '', map { "  $_\n" } @l;
+}
+
+# Lines of error.log telling that a process died or that nginx reloaded.
+sub crash_lines {
+    my ($self) = @_;
+    return grep { /exited on signal|core dumped|SIGHUP|reconfiguring|\[emerg\]/ }
+        split /\n/, $self->error_log;
+}
+
+
+# ---- client -------------------------------------------------------------------------------
+
+# Sends BYTES exactly as given on a new connection and reads the whole response. Returns
+# { status, reason, headers => { lower-case name => value }, body, raw }; status is 0 when
+# the connection closed without a response.
+sub raw {
+    my ($self, $bytes, %opt) = @_;
+    my $s = IO::Socket::INET->new(
+        PeerAddr => '127.0.0.1', PeerPort => $opt{port} // $self->{port}, Proto => 'tcp',
+        Timeout => 5) or die "connect 127.0.0.1:$self->{port}: $!";
+    while (length $bytes) {
+        my $n = syswrite($s, $bytes);
+        last unless $n;    # nginx may close early on a bad request: read what it said
+        substr($bytes, 0, $n) = '';
+    }
+
+    my $buf = '';
+    my $sel = IO::Select->new($s);
+    my $deadline = time + ($opt{timeout} // 10);
+    while (time < $deadline) {
+        last if _complete($buf);
+        last unless $sel->can_read($deadline - time);
+        my $n = sysread($s, $buf, 65536, length $buf);
+        last unless $n;
+    }
+    close $s;
+    return parse_response($buf);
+}
+
+sub _complete {
+    my ($buf) = @_;
+    my $end = index($buf, "\r\n\r\n");
+    return 0 if $end < 0;
+    my $head = substr($buf, 0, $end);
+    my $body = substr($buf, $end + 4);
+    return length($body) >= $1 if $head =~ /^content-length:\s*(\d+)/im;
+    return $body =~ /(?:^|\r\n)0\r\n\r\n$/ if $head =~ /^transfer-encoding:\s*chunked/im;
+    return 0;    # until the connection closes
+}
+
+sub parse_response {
+    my ($buf) = @_;
+    my %r = (status => 0, reason => '', headers => {}, body => '', raw => $buf);
+    my $end = index($buf, "\r\n\r\n");
+    return \%r if $end < 0;
+    my @lines = split /\r\n/, substr($buf, 0, $end);
+    (my $status = shift @lines) =~ m{^HTTP/\d\.\d (\d{3}) ?(.*)} or return \%r;
+    @r{qw(status reason)} = ($1, $2);
+    for (@lines) {
+        my ($name, $value) = /^([^:]+):\s*(.*)$/ or next;
+        $r{headers}{ lc $name } = $value;
+    }
+    my $body = substr($buf, $end + 4);
+    if (($r{headers}{'transfer-encoding'} // '') =~ /chunked/i) {
+        my $plain = '';
+        while ($body =~ s/^([0-9a-fA-F]+)\r\n//) {
+            my $len = hex $1;
+            last if $len == 0;
+            $plain .= substr($body, 0, $len, '');
+            $body =~ s/^\r\n//;
+        }
+        $body = $plain;
+    }
+    $r{body} = $body;
+    return \%r;
+}
+
+# GET PATH with Host: HOST and extra header lines ("Name: value"), Connection: close.
+sub get {
+    my ($self, $host, $path, @headers) = @_;
+    return $self->get_port($self->{port}, $host, $path, @headers);
+}
+
+# The same, to another port of this nginx.
+sub get_port {
+    my ($self, $port, $host, $path, @headers) = @_;
+    my $req = "GET " . ($path // '/') . " HTTP/1.1\r\nHost: $host\r\nConnection: close\r\n"
+        . join('', map { "$_\r\n" } @headers) . "\r\n";
+    return $self->raw($req, port => $port);
+}
+
+# What the echo upstream received, from a response it sent: { ':request' => request line,
+# lower-case header name => value } (a repeated header's values joined with "\n"). A response
+# that does not come from the upstream gives { ':status' => its status }, so that a
+# comparison fails and shows why.
+sub seen {
+    my ($self, $res) = @_;
+    return { ':status' => $res->{status} } unless from_upstream($res);
+    my @lines = split /\n/, $res->{body};
+    my %h = (':request' => shift @lines);
+    for (@lines) {
+        my ($name, $value) = /^([^:]*): (.*)$/ or next;
+        $h{$name} = exists $h{$name} ? "$h{$name}\n$value" : $value;
+    }
+    return \%h;
+}
+
+sub from_upstream {
+    my ($res) = @_;
+    return $res->{status} == 200 && $res->{body} =~ /^[A-Z]+ \S+ HTTP\/1\.\d\n/;
+}
+
+# Only the x-portal-* headers the upstream received ({} for none; see seen for a response
+# that does not come from the upstream).
+sub portal_headers {
+    my ($self, $res) = @_;
+    my $seen = $self->seen($res);
+    return $seen unless exists $seen->{':request'};
+    return { map { $_ => $seen->{$_} } grep { /^x-portal-/ } keys %$seen };
+}
+
+
+# ---- helpers ------------------------------------------------------------------------------
+
+sub slurp {
+    my ($file) = @_;
+    open my $fh, '<', $file or return undef;
+    local $/;
+    my $s = <$fh>;
+    return $s // '';
+}
+
+sub spew {
+    my ($file, $content) = @_;
+    open my $fh, '>', $file or die "$file: $!";
+    print $fh $content;
+    close $fh or die "$file: $!";
+}
+
+sub cleanup {
+    my ($self) = @_;
+    return unless $self->{owner} == $$;
+    $self->stop;
+    for my $pid (@{ $self->{upstream_pids} }, $self->{watchdog} // ()) {
+        kill 'TERM', $pid;
+        waitpid $pid, 0;
+    }
+    $self->{upstream_pids} = [];
+    delete $self->{watchdog};
+}
+
+END {
+    my $status = $?;
+    $_->cleanup for @instances;
+    $? = $status;
+}
+
+1;
