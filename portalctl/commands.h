@@ -22,5 +22,6 @@ using Action = std::function<void()>;
 void add_init_command(CLI::App& app, const Globals& g, Action& run);
 void add_domain_commands(CLI::App& app, const Globals& g, Action& run);
 void add_transfer_commands(CLI::App& app, const Globals& g, Action& run);
+void add_cert_commands(CLI::App& app, const Globals& g, Action& run);
 
 }  // namespace portalctl

@@ -1,4 +1,5 @@
-// portalctl init: the data directory and an empty snapshot, owned by the nginx workers' user.
+// portalctl init: the data directory, an empty snapshot and an empty state store, owned by
+// the nginx workers' user.
 #include <CLI/CLI.hpp>
 
 #include <grp.h>
@@ -13,6 +14,7 @@
 #include "commands.h"
 #include "errors.h"
 #include "store/snapshot.h"
+#include "store/state.h"
 #include "util/text.h"
 
 namespace portalctl {
@@ -67,14 +69,16 @@ void init(const Globals& g, const std::string& owner_arg) {
     if (chown(dir.c_str(), o.uid, o.gid) != 0)
       throw std::runtime_error("cannot chown " + portal::quoted(dir) + ": " + std::strerror(errno));
   }
-  portal::SnapshotStore store(g.data_dir, true);
+  portal::SnapshotStore snapshot(g.data_dir, true);
+  portal::StateStore state(g.data_dir, true);
 }
 
 }  // namespace
 
 void add_init_command(CLI::App& app, const Globals& g, Action& run) {
   auto owner = std::make_shared<std::string>();
-  CLI::App* cmd = app.add_subcommand("init", "create the data directory and an empty snapshot");
+  CLI::App* cmd = app.add_subcommand(
+      "init", "create the data directory, an empty snapshot and an empty state store");
   cmd->add_option("--owner", *owner,
                   "the user the nginx workers run as: the data directory and its files "
                   "are made theirs")

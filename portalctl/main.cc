@@ -24,7 +24,8 @@ int report(const char* what, int status) {
 
 int main(int argc, char** argv) {
   using namespace portalctl;
-  CLI::App app("Manages the portal domains of nginx-portal.", "portalctl");
+  CLI::App app("Manages the portal domains of nginx-portal and their certificates.",
+               "portalctl");
   Globals g;
   g.data_dir = default_data_dir();
   app.add_option("--data", g.data_dir,
@@ -41,6 +42,7 @@ int main(int argc, char** argv) {
   add_init_command(app, g, run);
   add_domain_commands(app, g, run);
   add_transfer_commands(app, g, run);
+  add_cert_commands(app, g, run);
 
   try {
     app.parse(argc, argv);

@@ -78,7 +78,7 @@ std::string table_row(const portal::Domain& d) {
 }
 
 void MalformedRecords::operator()(std::string_view host) {
-  std::fprintf(stderr, "portalctl: skipping the malformed record of portal domain %s\n",
+  std::fprintf(stderr, "portalctl: skipping the malformed %s %s\n", what_,
                portal::quoted(host).c_str());
   count_++;
 }

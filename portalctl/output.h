@@ -23,10 +23,13 @@ std::string table_row(const portal::Domain& d);
 // decode; check() then fails the command, so that a list or an export is never silently short.
 class MalformedRecords {
  public:
+  // what: the kind of record, as in "skipping the malformed record of portal domain "x"".
+  explicit MalformedRecords(const char* what = "record of portal domain") : what_(what) {}
   void operator()(std::string_view host);
   void check() const;
 
  private:
+  const char* what_;
   size_t count_ = 0;
 };
 

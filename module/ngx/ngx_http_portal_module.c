@@ -12,23 +12,13 @@
 #include <grp.h>
 #include <pwd.h>
 
-#include "portal_core.h"
+#include "ngx_http_portal.h"
 
 
 #define NGX_HTTP_PORTAL_SIGNUP_CUSTOMER  1
 #define NGX_HTTP_PORTAL_SIGNUP_CARRIER   2
 
 #define NGX_HTTP_PORTAL_MAX_GROUPS       256
-
-/* a failed snapshot open is retried by requests at most this often */
-#define NGX_HTTP_PORTAL_REOPEN_DELAY     1
-
-
-typedef struct {
-    ngx_str_t                  data;            /* portal_data, with a trailing NUL */
-    portal_reader_t           *reader;          /* per worker, opened after fork */
-    time_t                     reopen_at;
-} ngx_http_portal_main_conf_t;
 
 
 typedef struct {
@@ -59,6 +49,7 @@ typedef struct {
 
 typedef struct {
     portal_domain_t            domain;
+    ngx_str_t                  host;            /* canonical; empty if not a hostname */
     ngx_uint_t                 status;          /* 0, or the answer a bad host gets */
     unsigned                   found:1;
     unsigned                   error:1;
@@ -68,8 +59,8 @@ typedef struct {
 static ngx_http_portal_ctx_t *ngx_http_portal_resolve(ngx_http_request_t *r);
 static ngx_http_portal_ctx_t *ngx_http_portal_get_ctx(ngx_http_request_t *r);
 static void ngx_http_portal_ctx_cleanup(void *data);
-static portal_reader_t *ngx_http_portal_reader(ngx_http_request_t *r,
-    ngx_http_portal_main_conf_t *pmcf);
+static portal_reader_t *ngx_http_portal_reader(ngx_http_portal_main_conf_t *pmcf,
+    ngx_log_t *log);
 static void *ngx_http_portal_alloc(void *pool, size_t size);
 static ngx_uint_t ngx_http_portal_is_ours(ngx_str_t *key);
 static ngx_int_t ngx_http_portal_strip_handler(ngx_http_request_t *r);
@@ -81,6 +72,7 @@ static ngx_int_t ngx_http_portal_flag_variable(ngx_http_request_t *r,
 
 static char *ngx_http_portal_data(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_portal(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_portal_ssl(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_portal_unknown_host(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_portal_require_access(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -95,12 +87,23 @@ static ngx_int_t ngx_http_portal_check_path(ngx_conf_t *cf,
 
 static ngx_int_t ngx_http_portal_add_variables(ngx_conf_t *cf);
 static void *ngx_http_portal_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_portal_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_portal_create_srv_conf(ngx_conf_t *cf);
+static char *ngx_http_portal_merge_srv_conf(ngx_conf_t *cf, void *parent,
+    void *child);
 static void *ngx_http_portal_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_portal_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static ngx_int_t ngx_http_portal_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_portal_init_process(ngx_cycle_t *cycle);
 static void ngx_http_portal_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_enum_t  ngx_http_portal_ssl_unknown[] = {
+    { ngx_string("fallback"), NGX_HTTP_PORTAL_SSL_FALLBACK },
+    { ngx_string("reject"), NGX_HTTP_PORTAL_SSL_REJECT },
+    { ngx_null_string, 0 }
+};
 
 
 static ngx_command_t  ngx_http_portal_commands[] = {
@@ -133,6 +136,34 @@ static ngx_command_t  ngx_http_portal_commands[] = {
       0,
       NULL },
 
+    { ngx_string("portal_ssl"),
+      NGX_HTTP_SRV_CONF|NGX_CONF_FLAG,
+      ngx_http_portal_ssl,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("portal_ssl_unknown"),
+      NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_portal_srv_conf_t, ssl_unknown),
+      &ngx_http_portal_ssl_unknown },
+
+    { ngx_string("portal_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_portal_main_conf_t, cache),
+      NULL },
+
+    { ngx_string("portal_ssl_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_portal_main_conf_t, ssl_cache),
+      NULL },
+
     { ngx_string("portal_require_signup"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
       ngx_http_portal_require_signup,
@@ -149,10 +180,10 @@ static ngx_http_module_t  ngx_http_portal_module_ctx = {
     ngx_http_portal_init,                  /* postconfiguration */
 
     ngx_http_portal_create_main_conf,      /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_http_portal_init_main_conf,        /* init main configuration */
 
-    NULL,                                  /* create server configuration */
-    NULL,                                  /* merge server configuration */
+    ngx_http_portal_create_srv_conf,       /* create server configuration */
+    ngx_http_portal_merge_srv_conf,        /* merge server configuration */
 
     ngx_http_portal_create_loc_conf,       /* create location configuration */
     ngx_http_portal_merge_loc_conf         /* merge location configuration */
@@ -278,6 +309,13 @@ ngx_http_portal_resolve(ngx_http_request_t *r)
                                   (char *) host, &len))
     {
     case PORTAL_HOST_OK:
+        ctx->host.data = ngx_pnalloc(mr->pool, len);
+        if (ctx->host.data == NULL) {
+            return NULL;
+        }
+
+        ctx->host.len = len;
+        ngx_memcpy(ctx->host.data, host, len);
         break;
 
     case PORTAL_HOST_BAD_PORT:
@@ -288,7 +326,7 @@ ngx_http_portal_resolve(ngx_http_request_t *r)
         return ctx;
     }
 
-    reader = ngx_http_portal_reader(mr, pmcf);
+    reader = ngx_http_portal_reader(pmcf, r->connection->log);
     if (reader == NULL) {
         ctx->error = 1;
         return ctx;
@@ -319,10 +357,10 @@ ngx_http_portal_resolve(ngx_http_request_t *r)
                       "portal domain \"%*s\": lookup failed: %s", len, host, err);
         ctx->error = 1;
 
-        /* start afresh: the next request after the delay opens the snapshot again */
+        /* start afresh: the next request opens the snapshot again */
         portal_reader_close(pmcf->reader);
         pmcf->reader = NULL;
-        pmcf->reopen_at = ngx_time() + NGX_HTTP_PORTAL_REOPEN_DELAY;
+        pmcf->reopen_at = 0;
         break;
     }
 
@@ -362,8 +400,10 @@ ngx_http_portal_ctx_cleanup(void *data)
 }
 
 
+/* The worker's snapshot reader, opened after fork and again after a failure. */
+
 static portal_reader_t *
-ngx_http_portal_reader(ngx_http_request_t *r, ngx_http_portal_main_conf_t *pmcf)
+ngx_http_portal_reader(ngx_http_portal_main_conf_t *pmcf, ngx_log_t *log)
 {
     char  err[PORTAL_ERRLEN];
 
@@ -371,12 +411,12 @@ ngx_http_portal_reader(ngx_http_request_t *r, ngx_http_portal_main_conf_t *pmcf)
         return pmcf->reader;
     }
 
-    pmcf->reader = portal_reader_open((char *) pmcf->data.data, err, sizeof(err));
+    pmcf->reader = portal_reader_open((char *) pmcf->data.data, pmcf->cache, err,
+                                      sizeof(err));
 
     if (pmcf->reader == NULL) {
         pmcf->reopen_at = ngx_time() + NGX_HTTP_PORTAL_REOPEN_DELAY;
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "portal snapshot unavailable: %s", err);
+        ngx_log_error(NGX_LOG_ALERT, log, 0, "portal snapshot unavailable: %s", err);
     }
 
     return pmcf->reader;
@@ -511,6 +551,14 @@ ngx_http_portal_handler(ngx_http_request_t *r)
     if (ctx->status) {
         return ctx->status;
     }
+
+#if (NGX_HTTP_SSL)
+    if (r->connection->ssl
+        && ngx_http_portal_ssl_sni_differs(r, &ctx->host))
+    {
+        return NGX_HTTP_MISDIRECTED_REQUEST;
+    }
+#endif
 
     if (!ctx->found) {
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -800,7 +848,7 @@ ngx_http_portal_check_path(ngx_conf_t *cf, ngx_http_portal_main_conf_t *pmcf,
                            "the worker user: chown -R %s %s)",
                            pmcf->data.data, w->name ? w->name : "?",
                            (pc->need & S_IXUSR) ? "enter"
-                           : (pc->need & S_IWUSR) ? "write" : "read",
+                           : (pc->need & S_IWUSR) ? "read and write" : "read",
                            path, w->name ? w->name : "USER",
                            pmcf->data.data);
         return NGX_ERROR;
@@ -822,6 +870,24 @@ ngx_http_portal(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (rv == NGX_CONF_OK && plcf->enable) {
         plcf->enable_file = cf->conf_file->file.name.data;
         plcf->enable_line = cf->conf_file->line;
+    }
+
+    return rv;
+}
+
+
+static char *
+ngx_http_portal_ssl(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_portal_srv_conf_t *pscf = conf;
+
+    char  *rv;
+
+    rv = ngx_conf_set_flag_slot(cf, cmd, conf);
+
+    if (rv == NGX_CONF_OK && pscf->ssl) {
+        pscf->ssl_file = cf->conf_file->file.name.data;
+        pscf->ssl_line = cf->conf_file->line;
     }
 
     return rv;
@@ -982,9 +1048,82 @@ ngx_http_portal_create_main_conf(ngx_conf_t *cf)
      *     pmcf->data = { 0, NULL };
      *     pmcf->reader = NULL;
      *     pmcf->reopen_at = 0;
+     *     pmcf->certs = NULL;
+     *     pmcf->certs_reopen_at = 0;
+     *     pmcf->ssl_used = 0;
      */
 
+    pmcf->cache = NGX_CONF_UNSET_UINT;
+    pmcf->ssl_cache = NGX_CONF_UNSET_UINT;
+
     return pmcf;
+}
+
+
+static char *
+ngx_http_portal_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_portal_main_conf_t *pmcf = conf;
+
+    ngx_conf_init_uint_value(pmcf->cache, NGX_HTTP_PORTAL_CACHE);
+    ngx_conf_init_uint_value(pmcf->ssl_cache, NGX_HTTP_PORTAL_SSL_CACHE);
+
+    if (pmcf->ssl_cache == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"portal_ssl_cache\" must be at least 1");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_portal_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_http_portal_srv_conf_t  *pscf;
+
+    pscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_portal_srv_conf_t));
+    if (pscf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     pscf->ssl_file = NULL;
+     *     pscf->ssl_line = 0;
+     */
+
+    pscf->ssl = NGX_CONF_UNSET;
+    pscf->ssl_unknown = NGX_CONF_UNSET_UINT;
+
+    return pscf;
+}
+
+
+static char *
+ngx_http_portal_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_portal_srv_conf_t *prev = parent;
+    ngx_http_portal_srv_conf_t *conf = child;
+
+    ngx_conf_merge_value(conf->ssl, prev->ssl, 0);
+    ngx_conf_merge_uint_value(conf->ssl_unknown, prev->ssl_unknown,
+                              NGX_HTTP_PORTAL_SSL_FALLBACK);
+
+    if (!conf->ssl) {
+        return NGX_CONF_OK;
+    }
+
+#if (NGX_HTTP_SSL)
+    return ngx_http_portal_ssl_merge(cf, conf);
+#else
+    ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                  "\"portal_ssl\" needs nginx built with the ssl module in %s:%ui",
+                  conf->ssl_file, conf->ssl_line);
+    return NGX_CONF_ERROR;
+#endif
 }
 
 
@@ -1035,8 +1174,13 @@ ngx_http_portal_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->enable_line = prev->enable_line;
     }
 
+    if (conf->gate_file == NULL) {
+        conf->gate_file = prev->gate_file;
+        conf->gate_line = prev->gate_line;
+    }
+
     if (!conf->enable) {
-        if (conf->gate_file) {
+        if (conf->require_access || conf->require_signup) {
             /* a gate that never runs would let everybody in */
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                           "\"portal_require_access\" and \"portal_require_signup\" "
@@ -1092,7 +1236,6 @@ ngx_http_portal_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_portal_init_process(ngx_cycle_t *cycle)
 {
-    char                          err[PORTAL_ERRLEN];
     ngx_http_portal_main_conf_t  *pmcf;
 
     pmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_portal_module);
@@ -1103,13 +1246,13 @@ ngx_http_portal_init_process(ngx_cycle_t *cycle)
 
     /* LMDB environments are opened after fork, in each worker, never in the master */
 
-    pmcf->reader = portal_reader_open((char *) pmcf->data.data, err, sizeof(err));
+    (void) ngx_http_portal_reader(pmcf, cycle->log);
 
-    if (pmcf->reader == NULL) {
-        pmcf->reopen_at = ngx_time() + NGX_HTTP_PORTAL_REOPEN_DELAY;
-        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
-                      "portal snapshot unavailable: %s", err);
+#if (NGX_HTTP_SSL)
+    if (pmcf->ssl_used) {
+        (void) ngx_http_portal_ssl_certs(pmcf, cycle->log);
     }
+#endif
 
     return NGX_OK;
 }
@@ -1125,5 +1268,10 @@ ngx_http_portal_exit_process(ngx_cycle_t *cycle)
     if (pmcf && pmcf->reader) {
         portal_reader_close(pmcf->reader);
         pmcf->reader = NULL;
+    }
+
+    if (pmcf && pmcf->certs) {
+        portal_certs_close(pmcf->certs);
+        pmcf->certs = NULL;
     }
 }

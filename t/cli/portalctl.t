@@ -7,40 +7,17 @@ use strict;
 use warnings;
 no warnings 'qw';    # commas inside qw() are section lists here
 use utf8;
-use Cwd qw(abs_path);
-use Encode qw(encode_utf8);
-use File::Temp qw(tempdir);
 use FindBin;
+use lib "$FindBin::Bin/../lib";
 use JSON::PP;
-use POSIX ();
 use Test::More;
+use PortalCtl;
 
-my $root = abs_path("$FindBin::Bin/../..");
-my $portalctl = $ENV{PORTALCTL} // 'build/portalctl';
-$portalctl = "$root/$portalctl" unless $portalctl =~ m{^/};
+my $portalctl = portalctl_path();
 -x $portalctl or plan skip_all => "no portalctl at $portalctl: build it, or set PORTALCTL";
 
-my $tmp = tempdir('portalctl-t-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my $tmp = tmp_dir();
 my $json = JSON::PP->new->utf8->canonical;
-
-sub slurp { my ($f) = @_; open my $fh, '<:raw', $f or return undef; local $/; my $s = <$fh>; return $s // '' }
-sub spew { my ($f, $s) = @_; open my $fh, '>:raw', $f or die "$f: $!"; print $fh $s; close $fh }
-
-# Runs portalctl ARGS (stdin from STDIN_TEXT if given): (exit status, stdout, stderr).
-sub run_ctl {
-    my ($stdin_text, @args) = @_;
-    spew("$tmp/stdin", $stdin_text // '');
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDIN, '<', "$tmp/stdin" or POSIX::_exit(126);
-        open STDOUT, '>', "$tmp/stdout" or POSIX::_exit(126);
-        open STDERR, '>', "$tmp/stderr" or POSIX::_exit(126);
-        { exec $portalctl, map { encode_utf8($_) } @args }
-        POSIX::_exit(127);
-    }
-    waitpid $pid, 0;
-    return ($? >> 8, slurp("$tmp/stdout"), slurp("$tmp/stderr"));
-}
 
 my $data = "$tmp/data";
 sub ctl { return run_ctl(undef, '--data', $data, @_) }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "capi/portal_core.h"
+#include "store/domain_cache.h"
 #include "store/snapshot.h"
 
 namespace {
@@ -57,7 +58,7 @@ class CapiTest : public ::testing::Test {
 
 TEST_F(CapiTest, LookupCopiesEverythingOut) {
   char err[PORTAL_ERRLEN];
-  portal_reader_t* r = portal_reader_open(dir_.c_str(), err, sizeof(err));
+  portal_reader_t* r = portal_reader_open(dir_.c_str(), 0, err, sizeof(err));
   ASSERT_NE(r, nullptr) << err;
   Arena arena;
   portal_domain_t d;
@@ -92,12 +93,89 @@ TEST_F(CapiTest, LookupCopiesEverythingOut) {
   portal_reader_close(r);
 }
 
-TEST_F(CapiTest, AllocationFailureIsAnErrorNotACrash) {
+TEST_F(CapiTest, TheMemoGivesTheSameAnswerAndSeesEveryCommit) {
   char err[PORTAL_ERRLEN];
-  portal_reader_t* r = portal_reader_open(dir_.c_str(), err, sizeof(err));
+  portal_reader_t* r = portal_reader_open(dir_.c_str(), 16, err, sizeof(err));
   ASSERT_NE(r, nullptr) << err;
   const char host[] = "portal.yourwebsite.com";
-  for (size_t k = 0; k < 5; k++) {  // host, brand, limit, sections, access
+  for (int pass = 0; pass < 2; pass++) {  // a miss, then a hit
+    Arena arena;
+    portal_domain_t d;
+    ASSERT_EQ(portal_reader_lookup(r, host, strlen(host), Arena::alloc, &arena, &d, err,
+                                   sizeof(err)),
+              PORTAL_FOUND);
+    EXPECT_EQ(str(d.host), host) << pass;
+    EXPECT_EQ(str(d.brand), "Your Website") << pass;
+    EXPECT_EQ(str(d.customer_limit), "100.00") << pass;
+    EXPECT_EQ(str(d.access), "balance,cdr,rate_card") << pass;
+    ASSERT_EQ(d.nsections, 3u);
+    EXPECT_EQ(str(d.sections[0]), "balance") << pass;
+    EXPECT_EQ(str(d.sections[1]), "cdr") << pass;
+    EXPECT_EQ(str(d.sections[2]), "rate_card") << pass;
+    EXPECT_TRUE(d.customer_signup);
+  }
+  Arena arena;
+  portal_domain_t d;
+  EXPECT_EQ(portal_reader_lookup(r, "new.example", 11, Arena::alloc, &arena, &d, err,
+                                 sizeof(err)),
+            PORTAL_NOT_FOUND);  // remembered as unknown...
+
+  portal::SnapshotStore store(dir_, false);
+  store.write([](portal::SnapshotTxn& tx) {
+    auto d = *tx.get("portal.yourwebsite.com");
+    d.brand = "Renamed";
+    d.access = {"cdr"};
+    tx.put(d);
+    d.host = "new.example";
+    tx.put(d);
+  });
+  ASSERT_EQ(portal_reader_lookup(r, host, strlen(host), Arena::alloc, &arena, &d, err,
+                                 sizeof(err)),
+            PORTAL_FOUND);
+  EXPECT_EQ(str(d.brand), "Renamed");  // ...until the next commit
+  EXPECT_EQ(str(d.access), "cdr");
+  EXPECT_EQ(portal_reader_lookup(r, "new.example", 11, Arena::alloc, &arena, &d, err,
+                                 sizeof(err)),
+            PORTAL_FOUND);
+  portal_reader_close(r);
+}
+
+TEST(DomainCache, StaysWithinItsCapacity) {
+  portal::DomainCache cache(3);
+  for (int i = 0; i < 10; i++) {
+    std::string host = "h" + std::to_string(i) + ".example";
+    const auto* e = cache.put(portal::DomainCache::Entry::from(host, nullptr), 7);
+    EXPECT_EQ(e != nullptr, i < 3) << i;  // full: no new entry until the next commit
+    EXPECT_EQ(cache.find(host, 7) != nullptr, i < 3) << i;
+  }
+  EXPECT_EQ(cache.size(), 3u);
+  EXPECT_NE(cache.find("h0.example", 7), nullptr);
+  EXPECT_EQ(cache.find("h0.example", 8), nullptr);  // another transaction: emptied
+  EXPECT_EQ(cache.size(), 0u);
+  for (int i = 0; i < 3; i++) {
+    std::string host = "h" + std::to_string(i) + ".example";
+    cache.put(portal::DomainCache::Entry::from(host, nullptr), 8);
+  }
+  for (int i = 0; i < 20000; i++) {  // full, and asked for other names: it steps aside
+    std::string host = "other" + std::to_string(i) + ".example";
+    EXPECT_EQ(cache.find(host, 8), nullptr);
+  }
+  EXPECT_EQ(cache.find("h0.example", 8), nullptr);
+  EXPECT_EQ(cache.find("h0.example", 9), nullptr);  // a commit: back in service
+  EXPECT_NE(cache.put(portal::DomainCache::Entry::from("h0.example", nullptr), 9), nullptr);
+  EXPECT_NE(cache.find("h0.example", 9), nullptr);
+
+  portal::DomainCache none(0);
+  EXPECT_EQ(none.put(portal::DomainCache::Entry::from("a.example", nullptr), 1), nullptr);
+  EXPECT_EQ(none.find("a.example", 1), nullptr);
+}
+
+TEST_F(CapiTest, AllocationFailureIsAnErrorNotACrash) {
+  char err[PORTAL_ERRLEN];
+  portal_reader_t* r = portal_reader_open(dir_.c_str(), 0, err, sizeof(err));
+  ASSERT_NE(r, nullptr) << err;
+  const char host[] = "portal.yourwebsite.com";
+  for (size_t k = 0; k < 1; k++) {  // one block
     Arena arena;
     arena.fail_after = k;
     portal_domain_t d;
@@ -118,7 +196,7 @@ TEST_F(CapiTest, AllocationFailureIsAnErrorNotACrash) {
 TEST_F(CapiTest, OpenFailureSaysWhy) {
   char err[PORTAL_ERRLEN];
   std::string missing = dir_ + "/nope";
-  EXPECT_EQ(portal_reader_open(missing.c_str(), err, sizeof(err)), nullptr);
+  EXPECT_EQ(portal_reader_open(missing.c_str(), 16, err, sizeof(err)), nullptr);
   EXPECT_NE(std::string(err).find("nope"), std::string::npos) << err;
 }
 

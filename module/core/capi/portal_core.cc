@@ -8,11 +8,19 @@
 
 #include "../domain/record.h"
 #include "../host/hostname.h"
+#include "../store/domain_cache.h"
 #include "../store/snapshot.h"
+#include "../tls/cert_cache.h"
 
 struct portal_reader_s {
-  explicit portal_reader_s(const std::string& dir) : reader(dir) {}
+  portal_reader_s(const std::string& dir, size_t cache_size) : reader(dir), cache(cache_size) {}
   portal::SnapshotReader reader;
+  portal::DomainCache cache;
+};
+
+struct portal_certs_s {
+  portal_certs_s(const std::string& dir, size_t size) : cache(dir, size) {}
+  portal::CertCache cache;
 };
 
 namespace {
@@ -23,50 +31,40 @@ void set_err(char* err, size_t errlen, const char* msg) {
 
 struct OutOfPool {};
 
-char* copy(portal_alloc_pt alloc, void* ctx, const char* data, size_t len, portal_str_t* s) {
-  auto* p = static_cast<char*>(alloc(ctx, len ? len : 1));
-  if (!p) throw OutOfPool{};
-  if (len) std::memcpy(p, data, len);
-  s->data = p;
-  s->len = len;
-  return p;
-}
+// One allocation in the caller's pool: the section slices, then the text.
+void fill(const portal::DomainCache::Entry& e, portal_alloc_pt alloc, void* ctx,
+          portal_domain_t* out) {
+  size_t nsections = e.section_ends.size();
+  size_t slices = nsections * sizeof(portal_str_t);
+  auto* block = static_cast<char*>(alloc(ctx, slices + e.text.size()));
+  if (!block) throw OutOfPool{};
+  char* text = block + slices;
+  std::memcpy(text, e.text.data(), e.text.size());
 
-void fill(const portal::DomainView& v, const char* host, size_t host_len, portal_alloc_pt alloc,
-          void* ctx, portal_domain_t* out) {
-  copy(alloc, ctx, host, host_len, &out->host);
-  copy(alloc, ctx, v.brand.data(), v.brand.size(), &out->brand);
-  char limit[24];
-  copy(alloc, ctx, limit, portal::format_limit(v.customer_limit_cents, limit),
-       &out->customer_limit);
-  const char* status = v.suspended ? "suspended" : "active";
-  out->status.data = status;  // static storage
+  auto slice = [&](size_t at, size_t len, portal_str_t* s) {
+    s->data = text + at;
+    s->len = len;
+  };
+  size_t at = 0;
+  slice(at, e.host_len, &out->host);
+  slice(at += e.host_len, e.brand_len, &out->brand);
+  slice(at += e.brand_len, e.limit_len, &out->customer_limit);
+  at += e.limit_len;
+  slice(at, e.text.size() - at, &out->access);
+  const char* status = e.suspended ? "suspended" : "active";  // static storage
+  out->status.data = status;
   out->status.len = std::strlen(status);
 
-  size_t joined = 0;
-  for (size_t i = 0; i < v.nsections; i++) joined += v.sections[i].size() + 1;
-  out->nsections = v.nsections;
-  out->sections = nullptr;
-  out->access.data = "";
-  out->access.len = 0;
-  if (v.nsections) {
-    out->sections =
-        static_cast<portal_str_t*>(alloc(ctx, v.nsections * sizeof(portal_str_t)));
-    auto* p = static_cast<char*>(alloc(ctx, joined));
-    if (!out->sections || !p) throw OutOfPool{};
-    out->access.data = p;
-    for (size_t i = 0; i < v.nsections; i++) {
-      if (i) *p++ = ',';
-      std::memcpy(p, v.sections[i].data(), v.sections[i].size());
-      out->sections[i].data = p;
-      out->sections[i].len = v.sections[i].size();
-      p += v.sections[i].size();
-    }
-    out->access.len = joined - 1;
+  out->nsections = nsections;
+  out->sections = nsections ? reinterpret_cast<portal_str_t*>(block) : nullptr;
+  size_t start = 0;
+  for (size_t i = 0; i < nsections; i++) {
+    slice(at + start, e.section_ends[i] - start, &out->sections[i]);
+    start = e.section_ends[i] + 1;  // past the comma
   }
-  out->customer_signup = v.customer_signup;
-  out->carrier_signup = v.carrier_signup;
-  out->suspended = v.suspended;
+  out->customer_signup = e.customer_signup;
+  out->carrier_signup = e.carrier_signup;
+  out->suspended = e.suspended;
 }
 
 }  // namespace
@@ -89,9 +87,10 @@ int portal_section_valid(const char* name, size_t len) noexcept {
   return portal::valid_section(std::string_view(name, len)) ? 1 : 0;
 }
 
-portal_reader_t* portal_reader_open(const char* dir, char* err, size_t errlen) noexcept {
+portal_reader_t* portal_reader_open(const char* dir, size_t cache_size, char* err,
+                                    size_t errlen) noexcept {
   try {
-    return new portal_reader_s(dir);
+    return new portal_reader_s(dir, cache_size);
   } catch (const std::exception& e) {
     set_err(err, errlen, e.what());
   } catch (...) {
@@ -107,14 +106,26 @@ portal_rc_t portal_reader_lookup(portal_reader_t* r, const char* host, size_t le
                                  char* err, size_t errlen) noexcept {
   if (err && errlen) err[0] = '\0';
   try {
+    std::string_view name(host, len);
+    const portal::DomainCache::Entry* hit = r->cache.find(name, r->reader.committed_txnid());
+    if (hit) {
+      if (!hit->found) return PORTAL_NOT_FOUND;
+      fill(*hit, alloc, ctx, out);
+      return PORTAL_FOUND;
+    }
+
     bool first = false;
+    portal::DomainCache::Entry entry;
     auto rc = r->reader.lookup(
-        std::string_view(host, len),
-        [&](const portal::DomainView& v) { fill(v, host, len, alloc, ctx, out); }, &first);
+        name, [&](const portal::DomainView& v) { entry = portal::DomainCache::Entry::from(name, &v); },
+        &first);
     switch (rc) {
       case portal::SnapshotReader::Result::found:
+        fill(entry, alloc, ctx, out);
+        r->cache.put(std::move(entry), r->reader.last_txnid());
         return PORTAL_FOUND;
       case portal::SnapshotReader::Result::not_found:
+        r->cache.put(portal::DomainCache::Entry::from(name, nullptr), r->reader.last_txnid());
         return PORTAL_NOT_FOUND;
       case portal::SnapshotReader::Result::malformed:
         if (first) set_err(err, errlen, "record does not decode (unknown version or damaged)");
@@ -128,6 +139,54 @@ portal_rc_t portal_reader_lookup(portal_reader_t* r, const char* host, size_t le
     set_err(err, errlen, "unknown error");
   }
   return PORTAL_ERROR;
+}
+
+portal_certs_t* portal_certs_open(const char* dir, size_t cache_size, char* err,
+                                  size_t errlen) noexcept {
+  try {
+    return new portal_certs_s(dir, cache_size);
+  } catch (const std::exception& e) {
+    set_err(err, errlen, e.what());
+  } catch (...) {
+    set_err(err, errlen, "unknown error");
+  }
+  return nullptr;
+}
+
+void portal_certs_close(portal_certs_t* c) noexcept { delete c; }
+
+portal_cert_rc_t portal_certs_use(portal_certs_t* c, void* ssl, const char* host, size_t len,
+                                  char* err, size_t errlen) noexcept {
+  if (err && errlen) err[0] = '\0';
+  try {
+    bool first = false;
+    switch (c->cache.use(static_cast<SSL*>(ssl), std::string_view(host, len), &first)) {
+      case portal::CertCache::Result::used:
+        return PORTAL_CERT_USED;
+      case portal::CertCache::Result::none:
+        return PORTAL_CERT_NONE;
+      case portal::CertCache::Result::malformed:
+        if (first) set_err(err, errlen, "certificate record does not parse (damaged?)");
+        return PORTAL_CERT_MALFORMED;
+    }
+  } catch (const std::exception& e) {
+    set_err(err, errlen, e.what());
+  } catch (...) {
+    set_err(err, errlen, "unknown error");
+  }
+  return PORTAL_CERT_ERROR;
+}
+
+int portal_certs_has(portal_certs_t* c, const char* host, size_t len, char* err,
+                     size_t errlen) noexcept {
+  try {
+    return c->cache.has(std::string_view(host, len)) ? 1 : 0;
+  } catch (const std::exception& e) {
+    set_err(err, errlen, e.what());
+  } catch (...) {
+    set_err(err, errlen, "unknown error");
+  }
+  return -1;
 }
 
 }  // extern "C"

@@ -63,15 +63,40 @@ portal_host_rc_t portal_host_canonical(const char *in, size_t len, char *out,
 /* Valid access section name: [a-z0-9_]{1,32}. */
 int portal_section_valid(const char *name, size_t len) PORTAL_NOEXCEPT;
 
-/* Opens DIR/snapshot read-only for this process (call after fork). NULL and err on failure. */
-portal_reader_t *portal_reader_open(const char *dir, char *err, size_t errlen)
-    PORTAL_NOEXCEPT;
+/* Opens DIR/snapshot read-only for this process (call after fork), with a memo of at most
+ * cache_size looked-up hosts (0: none), emptied by every commit. NULL and err on failure. */
+portal_reader_t *portal_reader_open(const char *dir, size_t cache_size, char *err,
+    size_t errlen) PORTAL_NOEXCEPT;
 void portal_reader_close(portal_reader_t *r) PORTAL_NOEXCEPT;
 
 /* Looks a canonical host up; on PORTAL_FOUND fills out with copies made through alloc. */
 portal_rc_t portal_reader_lookup(portal_reader_t *r, const char *host, size_t len,
     portal_alloc_pt alloc, void *alloc_ctx, portal_domain_t *out, char *err, size_t errlen)
     PORTAL_NOEXCEPT;
+
+typedef enum {
+    PORTAL_CERT_ERROR = -1,     /* err says why; the connection is unchanged */
+    PORTAL_CERT_USED = 0,       /* the name's certificates are on the connection */
+    PORTAL_CERT_NONE = 1,       /* no certificate for the name: unchanged (fallback) */
+    PORTAL_CERT_MALFORMED = 2   /* a record that does not parse: unchanged; err is set
+                                   only the first time for this name and generation */
+} portal_cert_rc_t;
+
+typedef struct portal_certs_s  portal_certs_t;
+
+/* Opens DIR/state read-only for this process (after fork), with an LRU cache of at most
+ * cache_size parsed names. NULL and err on failure. */
+portal_certs_t *portal_certs_open(const char *dir, size_t cache_size, char *err,
+    size_t errlen) PORTAL_NOEXCEPT;
+void portal_certs_close(portal_certs_t *c) PORTAL_NOEXCEPT;
+
+/* In the certificate callback: puts host's (canonical) certificates on ssl, an SSL *. */
+portal_cert_rc_t portal_certs_use(portal_certs_t *c, void *ssl, const char *host,
+    size_t len, char *err, size_t errlen) PORTAL_NOEXCEPT;
+
+/* Whether host has a certificate: 1 yes, 0 no, -1 error (err says why). */
+int portal_certs_has(portal_certs_t *c, const char *host, size_t len, char *err,
+    size_t errlen) PORTAL_NOEXCEPT;
 
 #ifdef __cplusplus
 }

@@ -105,6 +105,32 @@ bool Txn::del(MDB_dbi dbi, std::string_view key) {
   return true;
 }
 
+void renew(Env& env, Txn& txn) {
+  int rc = txn.renew();
+  if (rc == MDB_MAP_RESIZED) {
+    txn.abort();
+    rc = mdb_env_set_mapsize(env.get(), 0);
+    if (rc) fail("mdb_env_set_mapsize", rc, env.path());
+    txn = Txn(env, MDB_RDONLY);
+    return;
+  }
+  if (rc) fail("mdb_txn_renew", rc, env.path());
+}
+
+uint64_t get_u64(const Txn& txn, MDB_dbi dbi, std::string_view key) {
+  std::string_view v;
+  if (!txn.get(dbi, key, &v) || v.size() != 8) return 0;
+  uint64_t n = 0;
+  for (size_t i = 0; i < 8; i++) n |= uint64_t(static_cast<uint8_t>(v[i])) << (8 * i);
+  return n;
+}
+
+void put_u64(Txn& txn, MDB_dbi dbi, std::string_view key, uint64_t value) {
+  char buf[8];
+  for (size_t i = 0; i < 8; i++) buf[i] = static_cast<char>(value >> (8 * i));
+  txn.put(dbi, key, std::string_view(buf, 8));
+}
+
 Cursor::Cursor(const Txn& txn, MDB_dbi dbi) {
   int rc = mdb_cursor_open(txn.get(), dbi, &cur_);
   if (rc) fail("mdb_cursor_open", rc);
@@ -119,6 +145,15 @@ bool Cursor::get(std::string_view* key, std::string_view* value, MDB_cursor_op o
   *key = view(k);
   *value = view(v);
   return true;
+}
+
+void open_dbs(const Env& env, bool create, std::initializer_list<NamedDb> dbs) {
+  Txn txn(env, create ? 0 : MDB_RDONLY);
+  for (const NamedDb& db : dbs) {
+    int rc = mdb_dbi_open(txn.get(), db.name, create ? MDB_CREATE : 0, db.dbi);
+    if (rc) fail("mdb_dbi_open", rc, env.path());
+  }
+  txn.commit();
 }
 
 }  // namespace portal::lmdb

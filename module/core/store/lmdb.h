@@ -9,11 +9,17 @@
 
 #include <lmdb.h>
 
+#include <cstdint>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 
 namespace portal::lmdb {
+
+// Reader slots (the lock file's size is fixed by whoever creates it): every worker, old
+// workers finishing after a reload, and every portalctl take one. LMDB's default is 126.
+constexpr unsigned kMaxReaders = 1024;
 
 class Error : public std::runtime_error {
  public:
@@ -81,6 +87,14 @@ class Txn {
   MDB_txn* txn_ = nullptr;
 };
 
+// Renews a long-lived read-only transaction (after reset) on the newest data. When a writer
+// grew the map (MDB_MAP_RESIZED), adopts the new size and begins a fresh transaction instead.
+void renew(Env& env, Txn& txn);
+
+// A counter in a meta database: 8 bytes, little-endian; absent (or damaged) reads as 0.
+uint64_t get_u64(const Txn& txn, MDB_dbi dbi, std::string_view key);
+void put_u64(Txn& txn, MDB_dbi dbi, std::string_view key, uint64_t value);
+
 // A cursor that walks a database in key order; closed with its scope.
 class Cursor {
  public:
@@ -95,5 +109,14 @@ class Cursor {
  private:
   MDB_cursor* cur_ = nullptr;
 };
+
+// Opens named databases in one committed transaction (database handles outlive only a
+// committed one, read-only ones included). With create, a write transaction that makes the
+// missing ones; without, a read-only one: a reader never waits for a writer.
+struct NamedDb {
+  const char* name;
+  MDB_dbi* dbi;
+};
+void open_dbs(const Env& env, bool create, std::initializer_list<NamedDb> dbs);
 
 }  // namespace portal::lmdb

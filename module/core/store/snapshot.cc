@@ -1,11 +1,11 @@
 #include "snapshot.h"
 
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <stdexcept>
+
+#include "files.h"
 
 namespace portal {
 
@@ -17,38 +17,14 @@ constexpr const char* kGenerationKey = "generation";
 constexpr size_t kInitialMapSize = size_t(1) << 30;
 constexpr size_t kMaxMapSize = size_t(1) << 40;
 constexpr size_t kMaxReported = 1024;
-// Reader slots (the lock file's size is fixed by whoever creates it): every worker, old
-// workers finishing after a reload, and every portalctl take one. LMDB's default is 126.
-constexpr unsigned kMaxReaders = 1024;
-
-std::string join(const std::string& dir, const char* name) {
-  return dir.empty() || dir.back() == '/' ? dir + name : dir + "/" + name;
-}
+using lmdb::kMaxReaders;
 
 uint64_t read_generation(const lmdb::Txn& txn, MDB_dbi meta) {
-  std::string_view v;
-  if (!txn.get(meta, kGenerationKey, &v) || v.size() != 8) return 0;
-  uint64_t g = 0;
-  for (size_t i = 0; i < 8; i++) g |= uint64_t(static_cast<uint8_t>(v[i])) << (8 * i);
-  return g;
+  return lmdb::get_u64(txn, meta, kGenerationKey);
 }
 
 void write_generation(lmdb::Txn& txn, MDB_dbi meta, uint64_t g) {
-  char buf[8];
-  for (size_t i = 0; i < 8; i++) buf[i] = static_cast<char>(g >> (8 * i));
-  txn.put(meta, kGenerationKey, std::string_view(buf, 8));
-}
-
-[[noreturn]] void sys_fail(const std::string& what, const std::string& path) {
-  throw std::runtime_error(what + " \"" + path + "\": " + std::strerror(errno));
-}
-
-// Makes path owned like the data directory, so that workers running as its owner can use it.
-void own_like(const std::string& path, const struct stat& owner) {
-  struct stat st;
-  if (geteuid() != 0 || stat(path.c_str(), &st) != 0) return;
-  if (st.st_uid == owner.st_uid && st.st_gid == owner.st_gid) return;
-  if (chown(path.c_str(), owner.st_uid, owner.st_gid) != 0) sys_fail("chown", path);
+  lmdb::put_u64(txn, meta, kGenerationKey, g);
 }
 
 }  // namespace
@@ -107,14 +83,7 @@ void SnapshotTxn::clear() {
 
 SnapshotStore::SnapshotStore(const std::string& data_dir, bool create, size_t initial_map)
     : path_(join(data_dir, kSnapshotDir)) {
-  struct stat dir_st;
-  if (stat(data_dir.c_str(), &dir_st) != 0) {
-    if (errno != ENOENT || !create) sys_fail("cannot open data directory", data_dir);
-    if (mkdir(data_dir.c_str(), 0755) != 0) sys_fail("cannot create data directory", data_dir);
-    if (stat(data_dir.c_str(), &dir_st) != 0) sys_fail("stat", data_dir);
-  }
-  if (!S_ISDIR(dir_st.st_mode))
-    throw std::runtime_error("data directory \"" + data_dir + "\" is not a directory");
+  struct stat dir_st = open_data_dir(data_dir, create);
 
   bool fresh = !exists(data_dir);
   if (fresh) {
@@ -127,7 +96,7 @@ SnapshotStore::SnapshotStore(const std::string& data_dir, bool create, size_t in
   env_ = lmdb::Env(path_, 0, 0660, 4, 0, kMaxReaders);
   if (!initial_map) initial_map = kInitialMapSize;
   if (env_.mapsize() < initial_map) env_.set_mapsize(initial_map);
-  open_dbs();
+  lmdb::open_dbs(env_, create, {{kDomainsDb, &domains_}, {kMetaDb, &meta_}});
   own_like(path_, dir_st);
   own_like(join(path_, "data.mdb"), dir_st);
   own_like(join(path_, "lock.mdb"), dir_st);
@@ -140,15 +109,6 @@ SnapshotStore::SnapshotStore(const std::string& data_dir, bool create, size_t in
 bool SnapshotStore::exists(const std::string& data_dir) {
   struct stat st;
   return stat(join(join(data_dir, kSnapshotDir), "data.mdb").c_str(), &st) == 0;
-}
-
-void SnapshotStore::open_dbs() {
-  lmdb::Txn txn(env_, 0);
-  int rc = mdb_dbi_open(txn.get(), kDomainsDb, MDB_CREATE, &domains_);
-  if (rc) lmdb::fail("mdb_dbi_open", rc, path_);
-  rc = mdb_dbi_open(txn.get(), kMetaDb, MDB_CREATE, &meta_);
-  if (rc) lmdb::fail("mdb_dbi_open", rc, path_);
-  txn.commit();
 }
 
 void SnapshotStore::write(const std::function<void(SnapshotTxn&)>& fn) {
@@ -180,15 +140,7 @@ SnapshotReader::SnapshotReader(const std::string& data_dir)
   int dead = 0;
   int rc = mdb_reader_check(env_.get(), &dead);  // slots of readers that died (a SIGKILL)
   if (rc) lmdb::fail("mdb_reader_check", rc, env_.path());
-  {
-    // Database handles outlive only a committed transaction, read-only ones included.
-    lmdb::Txn txn(env_, MDB_RDONLY);
-    rc = mdb_dbi_open(txn.get(), kDomainsDb, 0, &domains_);
-    if (rc) lmdb::fail("mdb_dbi_open", rc, env_.path());
-    rc = mdb_dbi_open(txn.get(), kMetaDb, 0, &meta_);
-    if (rc) lmdb::fail("mdb_dbi_open", rc, env_.path());
-    txn.commit();
-  }
+  lmdb::open_dbs(env_, false, {{kDomainsDb, &domains_}, {kMetaDb, &meta_}});
   txn_ = lmdb::Txn(env_, MDB_RDONLY);
   txn_.reset();
 }
@@ -196,16 +148,7 @@ SnapshotReader::SnapshotReader(const std::string& data_dir)
 SnapshotReader::~SnapshotReader() { txn_.abort(); }
 
 void SnapshotReader::begin() {
-  int rc = txn_.renew();
-  if (rc == MDB_MAP_RESIZED) {
-    // portalctl grew the map: adopt the new size and take a fresh handle.
-    txn_.abort();
-    rc = mdb_env_set_mapsize(env_.get(), 0);
-    if (rc) lmdb::fail("mdb_env_set_mapsize", rc, env_.path());
-    txn_ = lmdb::Txn(env_, MDB_RDONLY);
-    return;
-  }
-  if (rc) lmdb::fail("mdb_txn_renew", rc, env_.path());
+  lmdb::renew(env_, txn_);  // adopts the map portalctl may have grown
 }
 
 uint64_t SnapshotReader::generation() {
@@ -215,6 +158,13 @@ uint64_t SnapshotReader::generation() {
     ~Reset() { txn.reset(); }
   } reset{txn_};
   return read_generation(txn_, meta_);
+}
+
+uint64_t SnapshotReader::committed_txnid() const {
+  MDB_envinfo info;
+  int rc = mdb_env_info(env_.get(), &info);
+  if (rc) lmdb::fail("mdb_env_info", rc, env_.path());
+  return info.me_last_txnid;
 }
 
 bool SnapshotReader::note_malformed(std::string_view host) {

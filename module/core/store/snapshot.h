@@ -66,8 +66,6 @@ class SnapshotStore {
   const std::string& path() const { return path_; }
 
  private:
-  void open_dbs();
-
   std::string path_;
   lmdb::Env env_;
   MDB_dbi domains_ = 0;
@@ -92,6 +90,7 @@ class SnapshotReader {
       lmdb::Txn& txn;
       ~Reset() { txn.reset(); }
     } reset{txn_};
+    txnid_ = mdb_txn_id(txn_.get());
     std::string_view value;
     if (!txn_.get(domains_, host, &value)) return Result::not_found;
     DomainView view;
@@ -107,6 +106,11 @@ class SnapshotReader {
   uint64_t generation();
   const std::string& path() const { return env_.path(); }
 
+  // The LMDB transaction id the last lookup read, and the newest one committed (read from
+  // the meta pages without a transaction: a cheap "has anything changed?").
+  uint64_t last_txnid() const { return txnid_; }
+  uint64_t committed_txnid() const;
+
  private:
   void begin();
   bool note_malformed(std::string_view host);
@@ -115,6 +119,7 @@ class SnapshotReader {
   lmdb::Txn txn_;
   MDB_dbi domains_ = 0;
   MDB_dbi meta_ = 0;
+  uint64_t txnid_ = 0;
   std::unordered_set<std::string> reported_;
 };
 

@@ -1,0 +1,141 @@
+#include "cert_cache.h"
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
+#include <stdexcept>
+
+namespace portal {
+
+namespace {
+
+constexpr size_t kMaxReported = 1024;
+
+}  // namespace
+
+// A record parsed into OpenSSL objects; this cache holds one reference to each.
+struct CertCache::Loaded {
+  struct Pair {
+    X509* leaf = nullptr;
+    STACK_OF(X509)* chain = nullptr;  // intermediates, without the leaf
+    EVP_PKEY* key = nullptr;
+  };
+  uint64_t generation = 0;
+  std::vector<Pair> pairs;
+
+  ~Loaded() {
+    for (Pair& p : pairs) {
+      X509_free(p.leaf);
+      sk_X509_pop_free(p.chain, X509_free);
+      EVP_PKEY_free(p.key);
+    }
+  }
+
+  // False when any DER does not parse: the record is then treated as malformed.
+  bool parse(const CertRecord& rec) {
+    generation = rec.generation;
+    for (const CertPair& cp : rec.pairs) {
+      Pair& p = pairs.emplace_back();
+      if (cp.chain_der.empty()) return false;
+      for (size_t i = 0; i < cp.chain_der.size(); i++) {
+        auto* der = reinterpret_cast<const unsigned char*>(cp.chain_der[i].data());
+        const unsigned char* end = der + cp.chain_der[i].size();
+        X509* x = d2i_X509(nullptr, &der, static_cast<long>(cp.chain_der[i].size()));
+        if (!x || der != end) {
+          X509_free(x);
+          return false;
+        }
+        if (i == 0) {
+          p.leaf = x;
+          p.chain = sk_X509_new_null();
+          if (!p.chain) return false;
+        } else if (!sk_X509_push(p.chain, x)) {
+          X509_free(x);
+          return false;
+        }
+      }
+      auto* der = reinterpret_cast<const unsigned char*>(cp.key_der.data());
+      p.key = d2i_AutoPrivateKey(nullptr, &der, static_cast<long>(cp.key_der.size()));
+      if (!p.key || X509_check_private_key(p.leaf, p.key) != 1) return false;
+    }
+    return !pairs.empty();
+  }
+};
+
+CertCache::CertCache(const std::string& data_dir, size_t capacity)
+    : reader_(data_dir), capacity_(capacity ? capacity : 1) {}
+
+CertCache::~CertCache() = default;
+
+bool CertCache::has(std::string_view host) {
+  return reader_.cert(host, [](std::string_view) {});
+}
+
+CertCache::Result CertCache::use(SSL* ssl, std::string_view host, bool* first_report) {
+  Loaded* loaded = nullptr;
+  uint64_t bad_generation = 0;
+  bool malformed = false;
+
+  bool found = reader_.cert(host, [&](std::string_view value) {
+    uint64_t generation;
+    if (!peek_generation(value, &generation)) {
+      malformed = true;
+      return;
+    }
+    auto it = map_.find(std::string(host));
+    if (it != map_.end() && it->second.first->generation == generation) {
+      lru_.splice(lru_.begin(), lru_, it->second.second);  // a hit parses nothing
+      loaded = it->second.first.get();
+      return;
+    }
+    CertRecord rec;
+    auto fresh = std::make_unique<Loaded>();
+    if (!decode(value, &rec) || !fresh->parse(rec)) {
+      ERR_clear_error();
+      malformed = true;
+      bad_generation = generation;
+      return;
+    }
+    if (it != map_.end()) {  // a rotated certificate: the new one replaces the old
+      it->second.first = std::move(fresh);
+      lru_.splice(lru_.begin(), lru_, it->second.second);
+      loaded = it->second.first.get();
+      return;
+    }
+    if (map_.size() >= capacity_) {
+      map_.erase(lru_.back());
+      lru_.pop_back();
+    }
+    lru_.emplace_front(host);
+    loaded = fresh.get();
+    map_.emplace(lru_.front(), std::make_pair(std::move(fresh), lru_.begin()));
+  });
+
+  if (!found) return Result::none;
+  if (malformed) {
+    bool first = false;
+    auto rep = reported_.find(std::string(host));
+    if (rep == reported_.end()) {
+      first = reported_.size() < kMaxReported;
+      if (first) reported_.emplace(host, bad_generation);
+    } else if (rep->second != bad_generation) {
+      first = true;
+      rep->second = bad_generation;
+    }
+    if (first_report) *first_report = first;
+    return Result::malformed;
+  }
+
+  // This name's pairs only: none of the server's own (fallback) certificates stays on.
+  SSL_certs_clear(ssl);
+  for (const Loaded::Pair& p : loaded->pairs) {
+    if (SSL_use_certificate(ssl, p.leaf) != 1 || SSL_use_PrivateKey(ssl, p.key) != 1 ||
+        SSL_set1_chain(ssl, p.chain) != 1) {
+      ERR_clear_error();
+      throw std::runtime_error("cannot use the certificate on the connection");
+    }
+  }
+  return Result::used;
+}
+
+}  // namespace portal
