@@ -125,11 +125,15 @@ refused('portal_require_signup with "vendor"',
 # gates where the portal is off: they would let everybody in
 refused('portal_require_access without "portal on"', $server =~ s/portal on;/portal off;/r,
     qr/"portal_require_access" and "portal_require_signup" need "portal on"/,
-    [qr/portal_require_access/, qr/portal_require_signup/]);    # either gate of the location
+    qr/portal_require_access/);    # the first gate of the location
 refused('portal_require_signup without "portal on"',
     ($server =~ s/ {8}portal on;\n//r) =~ s/ *portal_require_access cdr balance;\n//r,
     qr/"portal_require_access" and "portal_require_signup" need "portal on"/,
     qr/portal_require_signup/);
+refused('"portal off" in a location nested in a gated one',
+    $server =~ s/(portal_require_signup customer;\n)/$1            location \/cdr\/free\/ {\n                portal off;\n            }\n/r,
+    qr/"portal_require_access" and "portal_require_signup" need "portal on"/,
+    qr/portal_require_access/);    # the gate it inherits
 
 # contexts: nginx's own checks
 refused('portal_data in a server block',
