@@ -33,6 +33,7 @@ typedef struct {
     time_t                     certs_reopen_at;
     ngx_uint_t                 ssl_cache;       /* portal_ssl_cache */
     ngx_uint_t                 ssl_used;        /* some server has "portal_ssl on" */
+    ngx_uint_t                 state_checked;   /* nginx -t looked at state/ */
 } ngx_http_portal_main_conf_t;
 
 
@@ -44,8 +45,13 @@ typedef struct {
 } ngx_http_portal_srv_conf_t;
 
 
+ngx_int_t ngx_http_portal_check_store(ngx_conf_t *cf,
+    ngx_http_portal_main_conf_t *pmcf, const char *store);
+
+
 #if (NGX_HTTP_SSL)
 
+ngx_int_t ngx_http_portal_ssl_check_listen(ngx_conf_t *cf);
 char *ngx_http_portal_ssl_merge(ngx_conf_t *cf, ngx_http_portal_srv_conf_t *pscf);
 portal_certs_t *ngx_http_portal_ssl_certs(ngx_http_portal_main_conf_t *pmcf,
     ngx_log_t *log);

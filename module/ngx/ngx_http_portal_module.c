@@ -35,6 +35,7 @@ typedef struct {
 
 /* what nginx -t checks in the data directory, for the worker user */
 typedef struct {
+    ngx_uint_t                 in_store;        /* name is under the store's directory */
     const char                *name;
     mode_t                     need;            /* as owner: S_IRUSR, S_IWUSR, S_IXUSR */
 } ngx_http_portal_path_check_t;
@@ -79,11 +80,9 @@ static char *ngx_http_portal_require_access(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_portal_require_signup(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static ngx_int_t ngx_http_portal_check_data(ngx_conf_t *cf,
-    ngx_http_portal_main_conf_t *pmcf);
 static ngx_int_t ngx_http_portal_check_path(ngx_conf_t *cf,
-    ngx_http_portal_main_conf_t *pmcf, ngx_http_portal_path_check_t *pc,
-    ngx_http_portal_worker_t *w);
+    ngx_http_portal_main_conf_t *pmcf, const char *store,
+    ngx_http_portal_path_check_t *pc, ngx_http_portal_worker_t *w);
 
 static ngx_int_t ngx_http_portal_add_variables(ngx_conf_t *cf);
 static void *ngx_http_portal_create_main_conf(ngx_conf_t *cf);
@@ -103,6 +102,16 @@ static ngx_conf_enum_t  ngx_http_portal_ssl_unknown[] = {
     { ngx_string("fallback"), NGX_HTTP_PORTAL_SSL_FALLBACK },
     { ngx_string("reject"), NGX_HTTP_PORTAL_SSL_REJECT },
     { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_portal_cache_bounds = {
+    ngx_conf_check_num_bounds, 0, NGX_MAX_INT32_VALUE
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_portal_ssl_cache_bounds = {
+    ngx_conf_check_num_bounds, 1, NGX_MAX_INT32_VALUE
 };
 
 
@@ -155,14 +164,14 @@ static ngx_command_t  ngx_http_portal_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_portal_main_conf_t, cache),
-      NULL },
+      &ngx_http_portal_cache_bounds },
 
     { ngx_string("portal_ssl_cache"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_portal_main_conf_t, ssl_cache),
-      NULL },
+      &ngx_http_portal_ssl_cache_bounds },
 
     { ngx_string("portal_require_signup"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
@@ -725,7 +734,7 @@ ngx_http_portal_data(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_portal_check_data(cf, pmcf) != NGX_OK) {
+    if (ngx_http_portal_check_store(cf, pmcf, "snapshot") != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -733,23 +742,24 @@ ngx_http_portal_data(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* nginx -t says what a worker would meet at start: no directory, no snapshot, or a path
- * that the worker user cannot enter or read (or, for LMDB's lock file, write). */
+/* nginx -t says what a worker would meet at start: no directory, no store, or a path that
+ * the worker user cannot enter or read (or, for LMDB's lock file, write). */
 
-static ngx_int_t
-ngx_http_portal_check_data(ngx_conf_t *cf, ngx_http_portal_main_conf_t *pmcf)
+ngx_int_t
+ngx_http_portal_check_store(ngx_conf_t *cf, ngx_http_portal_main_conf_t *pmcf,
+    const char *store)
 {
-    ngx_uint_t                     i;
-    ngx_file_info_t                fi;
-    ngx_core_conf_t               *ccf;
-    struct passwd                 *pw;
-    ngx_http_portal_worker_t       w;
+    ngx_uint_t                 i;
+    ngx_file_info_t            fi;
+    ngx_core_conf_t           *ccf;
+    struct passwd             *pw;
+    ngx_http_portal_worker_t   w;
 
     static ngx_http_portal_path_check_t  checks[] = {
-        { "", S_IXUSR },
-        { "/snapshot", S_IXUSR },
-        { "/snapshot/data.mdb", S_IRUSR },
-        { "/snapshot/lock.mdb", S_IRUSR|S_IWUSR },
+        { 0, "", S_IXUSR },
+        { 1, "", S_IXUSR },
+        { 1, "/data.mdb", S_IRUSR },
+        { 1, "/lock.mdb", S_IRUSR|S_IWUSR },
     };
 
     if (ngx_file_info(pmcf->data.data, &fi) == NGX_FILE_ERROR) {
@@ -775,17 +785,14 @@ ngx_http_portal_check_data(ngx_conf_t *cf, ngx_http_portal_main_conf_t *pmcf)
     if (w.uid == (ngx_uid_t) NGX_CONF_UNSET_UINT) {
         /* "user" may come after "http": then nginx's default for its start user */
         pw = (geteuid() == 0) ? getpwnam(NGX_USER) : getpwuid(geteuid());
-        if (pw == NULL) {
-            return NGX_OK;
-        }
 
-        w.uid = pw->pw_uid;
-        w.gid = pw->pw_gid;
-        w.name = pw->pw_name;
+        w.uid = pw ? pw->pw_uid : 0;    /* unknown: existence checks only */
+        w.gid = pw ? pw->pw_gid : 0;
+        w.name = pw ? pw->pw_name : NULL;
     }
 
     for (i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
-        if (ngx_http_portal_check_path(cf, pmcf, &checks[i], &w) != NGX_OK) {
+        if (ngx_http_portal_check_path(cf, pmcf, store, &checks[i], &w) != NGX_OK) {
             return NGX_ERROR;
         }
     }
@@ -796,7 +803,7 @@ ngx_http_portal_check_data(ngx_conf_t *cf, ngx_http_portal_main_conf_t *pmcf)
 
 static ngx_int_t
 ngx_http_portal_check_path(ngx_conf_t *cf, ngx_http_portal_main_conf_t *pmcf,
-    ngx_http_portal_path_check_t *pc, ngx_http_portal_worker_t *w)
+    const char *store, ngx_http_portal_path_check_t *pc, ngx_http_portal_worker_t *w)
 {
     int              n, i;
     u_char           path[NGX_MAX_PATH];
@@ -805,13 +812,14 @@ ngx_http_portal_check_path(ngx_conf_t *cf, ngx_http_portal_main_conf_t *pmcf,
     ngx_uint_t       member;
     ngx_file_info_t  fi;
 
-    ngx_snprintf(path, sizeof(path), "%s%s%Z", pmcf->data.data, pc->name);
+    ngx_snprintf(path, sizeof(path), "%s%s%s%s%Z", pmcf->data.data,
+                 pc->in_store ? "/" : "", pc->in_store ? store : "", pc->name);
 
     if (ngx_file_info(path, &fi) == NGX_FILE_ERROR) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "portal data \"%s\" has no snapshot: \"%s\" cannot be "
+                           "portal data \"%s\" has no %s: \"%s\" cannot be "
                            "opened (create it with \"portalctl --data %s init\")",
-                           pmcf->data.data, path, pmcf->data.data);
+                           pmcf->data.data, store, path, pmcf->data.data);
         return NGX_ERROR;
     }
 
@@ -881,16 +889,31 @@ ngx_http_portal_ssl(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_portal_srv_conf_t *pscf = conf;
 
-    char  *rv;
+    char                         *rv;
+    ngx_http_portal_main_conf_t  *pmcf;
 
     rv = ngx_conf_set_flag_slot(cf, cmd, conf);
 
-    if (rv == NGX_CONF_OK && pscf->ssl) {
-        pscf->ssl_file = cf->conf_file->file.name.data;
-        pscf->ssl_line = cf->conf_file->line;
+    if (rv != NGX_CONF_OK || !pscf->ssl) {
+        return rv;
     }
 
-    return rv;
+    pscf->ssl_file = cf->conf_file->file.name.data;
+    pscf->ssl_line = cf->conf_file->line;
+
+    /* without portal_data yet, merging says so */
+
+    pmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_portal_module);
+
+    if (pmcf->data.data && !pmcf->state_checked) {
+        if (ngx_http_portal_check_store(cf, pmcf, "state") != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        pmcf->state_checked = 1;
+    }
+
+    return NGX_CONF_OK;
 }
 
 
@@ -1051,6 +1074,7 @@ ngx_http_portal_create_main_conf(ngx_conf_t *cf)
      *     pmcf->certs = NULL;
      *     pmcf->certs_reopen_at = 0;
      *     pmcf->ssl_used = 0;
+     *     pmcf->state_checked = 0;
      */
 
     pmcf->cache = NGX_CONF_UNSET_UINT;
@@ -1067,12 +1091,6 @@ ngx_http_portal_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_uint_value(pmcf->cache, NGX_HTTP_PORTAL_CACHE);
     ngx_conf_init_uint_value(pmcf->ssl_cache, NGX_HTTP_PORTAL_SSL_CACHE);
-
-    if (pmcf->ssl_cache == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"portal_ssl_cache\" must be at least 1");
-        return NGX_CONF_ERROR;
-    }
 
     return NGX_CONF_OK;
 }
@@ -1228,6 +1246,12 @@ ngx_http_portal_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_portal_handler;
+
+#if (NGX_HTTP_SSL)
+    if (ngx_http_portal_ssl_check_listen(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+#endif
 
     return NGX_OK;
 }

@@ -62,6 +62,63 @@ ngx_http_portal_ssl_merge(ngx_conf_t *cf, ngx_http_portal_srv_conf_t *pscf)
 }
 
 
+/* After every "listen" is known (postconfiguration): each portal_ssl server has an ssl one. */
+
+ngx_int_t
+ngx_http_portal_ssl_check_listen(ngx_conf_t *cf)
+{
+    ngx_uint_t                   s, p, a, k, found;
+    ngx_http_conf_port_t        *port;
+    ngx_http_conf_addr_t        *addr;
+    ngx_http_core_srv_conf_t   **cscfp, **server;
+    ngx_http_core_main_conf_t   *cmcf;
+    ngx_http_portal_srv_conf_t  *pscf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+    cscfp = cmcf->servers.elts;
+
+    for (s = 0; s < cmcf->servers.nelts; s++) {
+        pscf = cscfp[s]->ctx->srv_conf[ngx_http_portal_module.ctx_index];
+
+        if (!pscf->ssl) {
+            continue;
+        }
+
+        found = 0;
+        port = cmcf->ports ? cmcf->ports->elts : NULL;
+
+        for (p = 0; port && p < cmcf->ports->nelts && !found; p++) {
+            addr = port[p].addrs.elts;
+
+            for (a = 0; a < port[p].addrs.nelts && !found; a++) {
+                if (!addr[a].opt.ssl) {
+                    continue;
+                }
+
+                server = addr[a].servers.elts;
+
+                for (k = 0; k < addr[a].servers.nelts; k++) {
+                    if (server[k] == cscfp[s]) {
+                        found = 1;
+                        break;
+                    }
+                }
+            }
+        }
+
+        if (!found) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"portal_ssl on\" needs an ssl listener "
+                          "(\"listen ... ssl\") in %s:%ui",
+                          pscf->ssl_file, pscf->ssl_line);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
 /* The worker's certificate cache, opened on first use and again after a failure. */
 
 portal_certs_t *

@@ -89,13 +89,18 @@ sub worker_ids {
     return ($uid, defined $group ? $group : $gid);
 }
 
+# A free port below the kernel's ephemeral range (32768 and up), so that no outgoing
+# connection of another process takes it between this check and nginx's bind.
 sub free_port {
-    my $s = IO::Socket::INET->new(
-        LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp', Listen => 1,
-        ReuseAddr => 1) or die "no free port: $!";
-    my $port = $s->sockport;
-    close $s;
-    return $port;
+    for (1 .. 200) {
+        my $port = 20000 + int(rand(12000));
+        my $s = IO::Socket::INET->new(
+            LocalAddr => '127.0.0.1', LocalPort => $port, Proto => 'tcp', Listen => 1,
+            ReuseAddr => 1) or next;
+        close $s;
+        return $port;
+    }
+    die "no free port: $!";
 }
 
 
@@ -493,6 +498,273 @@ sub portal_headers {
     my $seen = $self->seen($res);
     return $seen unless exists $seen->{':request'};
     return { map { $_ => $seen->{$_} } grep { /^x-portal-/ } keys %$seen };
+}
+
+
+# ---- TLS ----------------------------------------------------------------------------------
+
+# A test PKI in TMP/pki made with the openssl CLI: a root CA, an intermediate CA that signs
+# the leaf certificates, and leaf certificates with their keys. A test knows the serial of
+# each certificate it made, so that the one a handshake presents can be told apart.
+
+sub pki_dir {
+    my ($self) = @_;
+    my $dir = "$self->{tmp}/pki";
+    unless (-d $dir) {
+        mkdir $dir or die "mkdir $dir: $!";
+        spew("$dir/openssl.cnf", <<'EOF');
+[ req ]
+distinguished_name = dn
+prompt = no
+[ dn ]
+[ v3_root ]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[ v3_intermediate ]
+basicConstraints = critical, CA:TRUE, pathlen:0
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[ v3_self ]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+EOF
+    }
+    return $dir;
+}
+
+# The openssl CLI, for a step a test depends on: dies with its message when it fails.
+sub openssl_ok {
+    my ($self, @args) = @_;
+    my ($rc, $out, $err) = $self->run('openssl', @args);
+    die "openssl @args: exit $rc: $err$out" if $rc != 0;
+    return $out;
+}
+
+# The test CA, made on first use: { root => PEM file of the root (what a client trusts),
+# intermediate => PEM file of the intermediate CA, which signs every leaf }.
+sub test_ca {
+    my ($self) = @_;
+    return $self->{test_ca} if $self->{test_ca};
+    my $dir = $self->pki_dir;
+    my $cnf = "$dir/openssl.cnf";
+    $self->openssl_ok(qw(genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out),
+        "$dir/root.key");
+    $self->openssl_ok(qw(req -x509 -new -days 3 -sha256 -subj), '/CN=Portal Test Root CA',
+        '-config', $cnf, '-extensions', 'v3_root', '-key', "$dir/root.key",
+        '-set_serial', '0x7E570001', '-out', "$dir/root.crt");
+    $self->openssl_ok(qw(genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out),
+        "$dir/intermediate.key");
+    $self->openssl_ok(qw(req -new -subj), '/CN=Portal Test Intermediate CA', '-config', $cnf,
+        '-key', "$dir/intermediate.key", '-out', "$dir/intermediate.csr");
+    $self->openssl_ok(qw(x509 -req -days 3 -sha256), '-in', "$dir/intermediate.csr",
+        '-CA', "$dir/root.crt", '-CAkey', "$dir/root.key", '-set_serial', '0x7E570002',
+        '-extfile', $cnf, '-extensions', 'v3_intermediate', '-out', "$dir/intermediate.crt");
+    return $self->{test_ca} = { root => "$dir/root.crt", intermediate => "$dir/intermediate.crt" };
+}
+
+my $serial_seq = 0;
+
+# Makes a certificate for HOST (its only DNS name), valid from now for 3 days, with a new
+# key and a new serial. Options: type => ecdsa (P-256, the default) | rsa (2048 bits);
+# self_signed => 1 (default: signed by the test CA's intermediate). Returns { host, type,
+# serial (upper-case hex without leading zeros, as tls_handshake reports serials), cert (PEM
+# file: the certificate, then the intermediate), key (PEM file, PKCS #8) }.
+sub make_cert {
+    my ($self, $host, %opt) = @_;
+    my $dir = $self->pki_dir;
+    my $type = $opt{type} // 'ecdsa';
+    my $serial = sprintf('5E%04X%04X%04X', $$ & 0xffff, ++$serial_seq, int(rand(0xffff)));
+    my $base = "$dir/$host-$type-$serial";
+    my $san = "subjectAltName = DNS:$host";
+    my $days = 3;
+
+    my $key = "$base.key";
+    my @gen = $type eq 'rsa' ? qw(-algorithm RSA -pkeyopt rsa_keygen_bits:2048)
+        : $type eq 'ecdsa' ? qw(-algorithm EC -pkeyopt ec_paramgen_curve:P-256)
+        : die "make_cert: unknown key type $type\n";
+    $self->openssl_ok('genpkey', @gen, '-out', $key);
+    chmod 0600, $key;
+
+    if ($opt{self_signed}) {
+        $self->openssl_ok(qw(req -x509 -new -sha256), '-days', $days,
+            '-subj', "/O=Portal Test/CN=$host", '-config', "$dir/openssl.cnf",
+            '-extensions', 'v3_self', '-addext', $san =~ s/ //gr, '-key', $key,
+            '-set_serial', "0x$serial", '-out', "$base.leaf.pem");
+        spew("$base.pem", slurp("$base.leaf.pem"));
+    } else {
+        my $ca = $self->test_ca;
+        spew("$base.ext", "basicConstraints = critical, CA:FALSE\n"
+            . "keyUsage = critical, digitalSignature"
+            . ($type eq 'rsa' ? ", keyEncipherment\n" : "\n")
+            . "extendedKeyUsage = serverAuth\nsubjectKeyIdentifier = hash\n"
+            . "authorityKeyIdentifier = keyid\n$san\n");
+        $self->openssl_ok(qw(req -new -sha256), '-subj', "/O=Portal Test/CN=$host",
+            '-config', "$dir/openssl.cnf", '-key', $key, '-out', "$base.csr");
+        $self->openssl_ok(qw(x509 -req -sha256), '-days', $days, '-in', "$base.csr",
+            '-CA', $ca->{intermediate}, '-CAkey', "$dir/intermediate.key",
+            '-set_serial', "0x$serial", '-extfile', "$base.ext", '-out', "$base.leaf.pem");
+        spew("$base.pem", slurp("$base.leaf.pem") . slurp($ca->{intermediate}));
+    }
+    return { host => $host, type => $type, serial => $serial, cert => "$base.pem", key => $key };
+}
+
+# portalctl cert import HOST for a certificate made by make_cert.
+sub import_cert {
+    my ($self, $host, $cert) = @_;
+    return $self->ctl_ok('cert', 'import', $host, '--cert', $cert->{cert}, '--key', $cert->{key});
+}
+
+sub _peer_serial {
+    my ($x509) = @_;
+    my $hex = uc(Net::SSLeay::P_ASN1_INTEGER_get_hex(Net::SSLeay::X509_get_serialNumber($x509)));
+    $hex =~ s/^0+(?=.)//;
+    return $hex;
+}
+
+# One TLS handshake with IO::Socket::SSL on a new connection: no session cache, so never
+# a resumption. Options: sni => name (undef or '' sends none); port; version => 'TLSv1_2' |
+# 'TLSv1_3' (default: either); cipher => TLS 1.2 cipher list (for signature algorithms, use
+# s_client's -sigalgs); ca => a root to verify the chain and the name against (default: no
+# verification); request => bytes to send once connected (then the response is read whole).
+# Returns { ok, error, serial, cn, issuer, key ('EC' | 'RSA'), version, cipher, reused (0),
+# response (parsed as by raw, with request) }.
+sub tls_handshake {
+    my ($self, %opt) = @_;
+    require IO::Socket::SSL;
+    my $sni = $opt{sni};
+    my $s = IO::Socket::SSL->new(
+        PeerAddr => '127.0.0.1', PeerPort => $opt{port} // $self->{port}, Timeout => 5,
+        SSL_hostname => (defined $sni ? $sni : ''),
+        SSL_verify_mode => $opt{ca} ? IO::Socket::SSL::SSL_VERIFY_PEER()
+                                    : IO::Socket::SSL::SSL_VERIFY_NONE(),
+        ($opt{ca} ? (SSL_ca_file => $opt{ca}, SSL_verifycn_name => $sni,
+                     SSL_verifycn_scheme => 'http')
+                  : (SSL_ca => [])),    # loading the system's roots costs ~80 ms
+        ($opt{version} ? (SSL_version => $opt{version}) : ()),
+        ($opt{cipher} ? (SSL_cipher_list => $opt{cipher}) : ()),
+    );
+    unless ($s) {
+        no warnings "once";
+        return { ok => 0, error => $IO::Socket::SSL::SSL_ERROR || "$!" };
+    }
+
+    my %r = (ok => 1, version => $s->get_sslversion, cipher => $s->get_cipher,
+             reused => $s->get_session_reused ? 1 : 0);
+    if (my $x509 = $s->peer_certificate) {
+        $r{serial} = _peer_serial($x509);
+        $r{cn} = $s->peer_certificate('commonName');
+        $r{issuer} = Net::SSLeay::X509_NAME_oneline(Net::SSLeay::X509_get_issuer_name($x509));
+        my $pkey = Net::SSLeay::X509_get_pubkey($x509);
+        my $id = Net::SSLeay::EVP_PKEY_id($pkey);
+        my $sn = Net::SSLeay::OBJ_nid2sn($id) // $id;
+        $r{key} = $sn eq "id-ecPublicKey" ? "EC" : $sn eq "rsaEncryption" ? "RSA" : $sn;
+        Net::SSLeay::EVP_PKEY_free($pkey);
+    }
+    if (defined(my $bytes = $opt{request})) {
+        while (length $bytes) {
+            my $n = $s->syswrite($bytes) or last;
+            substr($bytes, 0, $n) = '';
+        }
+        my $buf = '';
+        my $sel = IO::Select->new($s);
+        my $deadline = time + 10;
+        while (time < $deadline && !_complete($buf)) {
+            last unless $s->pending || $sel->can_read($deadline - time);
+            my $n = $s->sysread($buf, 65536, length $buf);
+            last unless $n;
+        }
+        $r{response} = parse_response($buf);
+    }
+    $s->close(SSL_fast_shutdown => 1);
+    return \%r;
+}
+
+# GET PATH over TLS with the SNI name SNI and Host: HOST (the two may differ), Connection:
+# close. Returns the response as raw does, with {tls} the handshake as tls_handshake gives.
+sub https_get {
+    my ($self, $sni, $host, $path, %opt) = @_;
+    my $req = "GET " . ($path // '/') . " HTTP/1.1\r\nHost: $host\r\nConnection: close\r\n\r\n";
+    my $hs = $self->tls_handshake(%opt, sni => $sni, request => $req);
+    my $res = $hs->{response} // parse_response('');
+    $res->{tls} = $hs;
+    return $res;
+}
+
+# Like run, with INPUT on standard input and a time limit in seconds (an alarm, which exec
+# keeps); stdout and stderr come back together, in order: (exit status, output).
+sub run_input {
+    my ($self, $input, $limit, @cmd) = @_;
+    my ($in, $out) = ("$self->{tmp}/run_input.in", "$self->{tmp}/run_input.out");
+    spew($in, $input);
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDIN, '<', $in or POSIX::_exit(126);
+        open STDOUT, '>', $out or POSIX::_exit(126);
+        open STDERR, '>&', \*STDOUT or POSIX::_exit(126);
+        alarm $limit;
+        { no warnings 'exec'; exec { $cmd[0] } @cmd; }
+        POSIX::_exit(127);
+    }
+    waitpid $pid, 0;
+    my $rc = $? & 127 ? 128 + ($? & 127) : $? >> 8;
+    return ($rc, slurp($out));
+}
+
+# openssl s_client -connect 127.0.0.1:PORT ARGS, with INPUT on its standard input (it
+# stops at EOF, unless ARGS has -ign_eof: then when nginx closes). Killed after 20 s. An
+# options hash may come first in ARGS: { port => another port of this nginx }.
+# Returns (exit status, output).
+sub s_client {
+    my ($self, $input, @args) = @_;
+    my %opt = @args && ref $args[0] eq 'HASH' ? %{ shift @args } : ();
+    return $self->run_input($input // '', 20, 'openssl', 's_client',
+        '-connect', '127.0.0.1:' . ($opt{port} // $self->{port}), @args);
+}
+
+# The serial of the first certificate in OUTPUT (such as s_client's), as tls_handshake
+# reports serials; undef when there is none.
+sub pem_serial {
+    my ($self, $output) = @_;
+    my ($pem) = $output =~ /(-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----)/s
+        or return undef;
+    my ($rc, $text) = $self->run_input("$pem\n", 10, 'openssl', 'x509', '-noout', '-serial');
+    my ($hex) = $rc == 0 && $text =~ /serial=([0-9A-Fa-f]+)/ or return undef;
+    $hex = uc $hex;
+    $hex =~ s/^0+(?=.)//;
+    return $hex;
+}
+
+# Every record of database DB in the LMDB environment ENV (such as DATA/state and "certs"),
+# read with lmdb-utils' mdb_dump: { key => value }, raw bytes.
+sub lmdb_records {
+    my ($self, $env, $db) = @_;
+    my ($rc, $out, $err) = $self->run('mdb_dump', '-s', $db, $env);
+    die "mdb_dump -s $db $env: exit $rc: $err (is lmdb-utils installed?)\n" if $rc != 0;
+    my ($body) = $out =~ /^HEADER=END\n(.*?)^DATA=END$/ms
+        or die "mdb_dump -s $db $env: no data in its output\n";
+    my @items = map { pack 'H*', s/^ //r } split /\n/, $body;
+    return { @items };
+}
+
+# Writes RECORDS ({ key => raw bytes }) into database DB of the LMDB environment ENV with
+# lmdb-utils' mdb_load, as they are: the way to put a damaged record where portalctl never
+# would.
+sub lmdb_put {
+    my ($self, $env, $db, $records) = @_;
+    my $hex = sub { join '', map { sprintf '\\%02x', ord } split //, $_[0] };
+    my $input = join '', map { $hex->($_) . "\n" . $hex->($records->{$_}) . "\n" }
+        sort keys %$records;
+    my ($rc, $out) = $self->run_input($input, 20, 'mdb_load', '-s', $db, '-T', $env);
+    die "mdb_load -s $db $env: exit $rc: $out (is lmdb-utils installed?)\n" if $rc != 0;
+}
+
+# curl -sS ARGS, at most 10 s: (exit status, stdout, stderr).
+sub curl {
+    my ($self, @args) = @_;
+    return $self->run('curl', '-sS', '--max-time', '10', @args);
 }
 
 
