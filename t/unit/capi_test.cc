@@ -140,6 +140,22 @@ TEST_F(CapiTest, TheMemoGivesTheSameAnswerAndSeesEveryCommit) {
   portal_reader_close(r);
 }
 
+TEST(DomainCache, FindsWhatItHoldsAndNothingElse) {
+  portal::DomainCache cache(1000);
+  for (int i = 0; i < 1000; i++) {
+    std::string host = "portal" + std::to_string(i) + ".example";
+    ASSERT_NE(cache.put(portal::DomainCache::Entry::from(host, nullptr), 3), nullptr);
+  }
+  for (int i = 0; i < 1000; i++) {
+    std::string host = "portal" + std::to_string(i) + ".example";
+    const auto* e = cache.find(host, 3);
+    ASSERT_NE(e, nullptr) << host;
+    EXPECT_EQ(e->host(), host);
+    EXPECT_EQ(cache.find("x" + host, 3), nullptr);
+  }
+  EXPECT_EQ(cache.size(), 1000u);
+}
+
 TEST(DomainCache, StaysWithinItsCapacity) {
   portal::DomainCache cache(3);
   for (int i = 0; i < 10; i++) {

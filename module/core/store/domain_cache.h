@@ -12,7 +12,6 @@
 #include <deque>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "../domain/record.h"
@@ -44,17 +43,25 @@ class DomainCache {
   // nullptr when the cache is full.
   const Entry* put(Entry entry, uint64_t txnid);
 
-  size_t size() const { return index_.size(); }
+  size_t size() const { return entries_.size(); }
 
  private:
+  // Open addressing with linear probing: a probe reads one slot (hash and entry number)
+  // and compares the host only when the whole hash matches.
+  struct Slot {
+    uint64_t hash = 0;
+    uint32_t entry = 0;  // index in entries_ + 1; 0 is an empty slot
+  };
+
   void reset(uint64_t txnid);
+  const Entry* lookup(std::string_view host, uint64_t hash, size_t* slot) const;
 
   size_t capacity_;
   uint64_t txnid_ = 0;
   size_t probes_ = 0, hits_ = 0;  // counted once full
   bool bypass_ = false;
-  std::deque<Entry> entries_;  // stable addresses: the index's keys point into them
-  std::unordered_map<std::string_view, const Entry*> index_;
+  std::deque<Entry> entries_;
+  std::vector<Slot> slots_;  // allocated on the first entry: at least twice the capacity
 };
 
 }  // namespace portal
