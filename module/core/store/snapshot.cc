@@ -1,11 +1,10 @@
 #include "snapshot.h"
 
-#include <sys/stat.h>
 
-#include <cerrno>
 #include <stdexcept>
 
 #include "files.h"
+#include "store_env.h"
 
 namespace portal {
 
@@ -14,10 +13,10 @@ namespace {
 constexpr const char* kDomainsDb = "domains";
 constexpr const char* kMetaDb = "meta";
 constexpr const char* kGenerationKey = "generation";
-constexpr size_t kInitialMapSize = size_t(1) << 30;
-constexpr size_t kMaxMapSize = size_t(1) << 40;
+// Public data: readable by the data directory's group too; readers register in the lock
+// file, so the group may write it whatever the umask.
+constexpr StoreKind kSnapshotKind = {kSnapshotDir, "snapshot", 0755, 0640, 0660};
 constexpr size_t kMaxReported = 1024;
-using lmdb::kMaxReaders;
 
 uint64_t read_generation(const lmdb::Txn& txn, MDB_dbi meta) {
   return lmdb::get_u64(txn, meta, kGenerationKey);
@@ -82,51 +81,21 @@ void SnapshotTxn::clear() {
 }
 
 SnapshotStore::SnapshotStore(const std::string& data_dir, bool create, size_t initial_map)
-    : path_(join(data_dir, kSnapshotDir)) {
-  struct stat dir_st = open_data_dir(data_dir, create);
-
-  bool fresh = !exists(data_dir);
-  if (fresh) {
-    if (!create) {
-      throw std::runtime_error("no snapshot in \"" + data_dir +
-                               "\": create it with \"portalctl --data " + data_dir + " init\"");
-    }
-    if (mkdir(path_.c_str(), 0755) != 0 && errno != EEXIST) sys_fail("mkdir", path_);
-  }
-  env_ = lmdb::Env(path_, 0, 0660, 4, 0, kMaxReaders);
-  if (!initial_map) initial_map = kInitialMapSize;
-  if (env_.mapsize() < initial_map) env_.set_mapsize(initial_map);
+    : path_(join(data_dir, kSnapshotDir)),
+      env_(open_store(data_dir, kSnapshotKind, create, initial_map)) {
   lmdb::open_dbs(env_, create, {{kDomainsDb, &domains_}, {kMetaDb, &meta_}});
-  own_like(path_, dir_st);
-  own_like(join(path_, "data.mdb"), dir_st);
-  own_like(join(path_, "lock.mdb"), dir_st);
-  // Readers register in the lock file, so the group may write it whatever the umask; the
-  // data is read-only for anyone but the owner.
-  chmod(join(path_, "data.mdb").c_str(), 0640);
-  chmod(join(path_, "lock.mdb").c_str(), 0660);
 }
 
 bool SnapshotStore::exists(const std::string& data_dir) {
-  struct stat st;
-  return stat(join(join(data_dir, kSnapshotDir), "data.mdb").c_str(), &st) == 0;
+  return store_exists(data_dir, kSnapshotKind);
 }
 
 void SnapshotStore::write(const std::function<void(SnapshotTxn&)>& fn) {
-  for (;;) {
-    try {
-      lmdb::Txn txn(env_, 0);
-      SnapshotTxn tx(txn, domains_, meta_);
-      fn(tx);
-      write_generation(txn, meta_, tx.generation() + 1);
-      txn.commit();
-      return;
-    } catch (const lmdb::Error& e) {
-      if (e.code() != MDB_MAP_FULL) throw;
-      size_t size = env_.mapsize() * 2;
-      if (size > kMaxMapSize) throw;
-      env_.set_mapsize(size);  // the transaction has been aborted: run it again, bigger
-    }
-  }
+  write_store(env_, [&](lmdb::Txn& txn) {
+    SnapshotTxn tx(txn, domains_, meta_);
+    fn(tx);
+    write_generation(txn, meta_, tx.generation() + 1);
+  });
 }
 
 void SnapshotStore::read(const std::function<void(const SnapshotTxn&)>& fn) const {
@@ -136,10 +105,7 @@ void SnapshotStore::read(const std::function<void(const SnapshotTxn&)>& fn) cons
 }
 
 SnapshotReader::SnapshotReader(const std::string& data_dir)
-    : env_(join(data_dir, kSnapshotDir), MDB_RDONLY | MDB_NOTLS, 0640, 4, 0, kMaxReaders) {
-  int dead = 0;
-  int rc = mdb_reader_check(env_.get(), &dead);  // slots of readers that died (a SIGKILL)
-  if (rc) lmdb::fail("mdb_reader_check", rc, env_.path());
+    : env_(open_store_reader(data_dir, kSnapshotKind)) {
   lmdb::open_dbs(env_, false, {{kDomainsDb, &domains_}, {kMetaDb, &meta_}});
   txn_ = lmdb::Txn(env_, MDB_RDONLY);
   txn_.reset();

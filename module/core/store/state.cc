@@ -1,13 +1,12 @@
 #include "state.h"
 
-#include <sys/stat.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <stdexcept>
 
 #include "../util/text.h"
 #include "files.h"
+#include "store_env.h"
 
 namespace portal {
 
@@ -16,8 +15,8 @@ namespace {
 constexpr const char* kCertsDb = "certs";
 constexpr const char* kMetaDb = "meta";
 constexpr const char* kNextGenerationKey = "next_generation";
-constexpr size_t kInitialMapSize = size_t(1) << 30;
-constexpr size_t kMaxMapSize = size_t(1) << 40;
+// Private keys: only the owner (the workers' user, see own_like) may open or read them.
+constexpr StoreKind kStateKind = {kStateDir, "state store", 0700, 0600, 0600};
 
 }  // namespace
 
@@ -65,48 +64,18 @@ uint64_t StateTxn::put_cert(std::string_view host, CertRecord record) {
 bool StateTxn::remove_cert(std::string_view host) { return txn_.del(certs_, host); }
 
 StateStore::StateStore(const std::string& data_dir, bool create, size_t initial_map)
-    : path_(join(data_dir, kStateDir)) {
-  struct stat dir_st = open_data_dir(data_dir, create);
-  if (!exists(data_dir)) {
-    if (!create) {
-      throw std::runtime_error("no state store in \"" + data_dir +
-                               "\": create it with \"portalctl --data " + data_dir + " init\"");
-    }
-    if (mkdir(path_.c_str(), 0700) != 0 && errno != EEXIST) sys_fail("mkdir", path_);
-  }
-  // Private keys: only the owner (the workers' user, see own_like) may read or open them.
-  chmod(path_.c_str(), 0700);
-  env_ = lmdb::Env(path_, 0, 0600, 4, 0, lmdb::kMaxReaders);
-  if (!initial_map) initial_map = kInitialMapSize;
-  if (env_.mapsize() < initial_map) env_.set_mapsize(initial_map);
+    : path_(join(data_dir, kStateDir)),
+      env_(open_store(data_dir, kStateKind, create, initial_map)) {
   lmdb::open_dbs(env_, create, {{kCertsDb, &certs_}, {kMetaDb, &meta_}});
-  own_like(path_, dir_st);
-  own_like(join(path_, "data.mdb"), dir_st);
-  own_like(join(path_, "lock.mdb"), dir_st);
-  chmod(join(path_, "data.mdb").c_str(), 0600);
-  chmod(join(path_, "lock.mdb").c_str(), 0600);
 }
 
-bool StateStore::exists(const std::string& data_dir) {
-  struct stat st;
-  return stat(join(join(data_dir, kStateDir), "data.mdb").c_str(), &st) == 0;
-}
+bool StateStore::exists(const std::string& data_dir) { return store_exists(data_dir, kStateKind); }
 
 void StateStore::write(const std::function<void(StateTxn&)>& fn) {
-  for (;;) {
-    try {
-      lmdb::Txn txn(env_, 0);
-      StateTxn tx(txn, certs_, meta_);
-      fn(tx);
-      txn.commit();
-      return;
-    } catch (const lmdb::Error& e) {
-      if (e.code() != MDB_MAP_FULL) throw;
-      size_t size = env_.mapsize() * 2;
-      if (size > kMaxMapSize) throw;
-      env_.set_mapsize(size);  // the transaction has been aborted: run it again, bigger
-    }
-  }
+  write_store(env_, [&](lmdb::Txn& txn) {
+    StateTxn tx(txn, certs_, meta_);
+    fn(tx);
+  });
 }
 
 void StateStore::read(const std::function<void(const StateTxn&)>& fn) const {
@@ -116,10 +85,7 @@ void StateStore::read(const std::function<void(const StateTxn&)>& fn) const {
 }
 
 StateReader::StateReader(const std::string& data_dir)
-    : env_(join(data_dir, kStateDir), MDB_RDONLY | MDB_NOTLS, 0600, 4, 0, lmdb::kMaxReaders) {
-  int dead = 0;
-  int rc = mdb_reader_check(env_.get(), &dead);  // slots of readers that died (a SIGKILL)
-  if (rc) lmdb::fail("mdb_reader_check", rc, env_.path());
+    : env_(open_store_reader(data_dir, kStateKind)) {
   lmdb::open_dbs(env_, false, {{kCertsDb, &certs_}, {kMetaDb, &meta_}});
   txn_ = lmdb::Txn(env_, MDB_RDONLY);
   txn_.reset();
