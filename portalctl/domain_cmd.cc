@@ -88,16 +88,8 @@ void domain_list(const Globals& g) {
       tx.for_each([](const portal::Domain& d) { out(table_row(d)); }, std::ref(malformed));
       return;
     }
-    bool first = true;
-    out("[");
-    tx.for_each(
-        [&first](const portal::Domain& d) {
-          out(first ? "\n" : ",\n");
-          out(domain_json(d));
-          first = false;
-        },
-        std::ref(malformed));
-    out(first ? "]\n" : "\n]\n");
+    out_domains_json(tx, malformed);
+    out("\n");
   });
   malformed.check();
 }

@@ -3,9 +3,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <stdexcept>
 
 #include "iso_time.h"
+#include "json_io.h"
 #include "util/text.h"
 
 namespace portalctl {
@@ -85,6 +87,19 @@ void MalformedRecords::operator()(std::string_view host) {
 
 void MalformedRecords::check() const {
   if (count_) throw std::runtime_error(std::to_string(count_) + " malformed record(s) skipped");
+}
+
+void out_domains_json(const portal::SnapshotTxn& tx, MalformedRecords& malformed) {
+  bool first = true;
+  out("[");
+  tx.for_each(
+      [&first](const portal::Domain& d) {
+        out(first ? "\n" : ",\n");
+        out(domain_json(d));
+        first = false;
+      },
+      std::ref(malformed));
+  out(first ? "]" : "\n]");
 }
 
 }  // namespace portalctl

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "domain/record.h"
+#include "store/snapshot.h"
 
 namespace portalctl {
 
@@ -32,5 +33,9 @@ class MalformedRecords {
   const char* what_;
   size_t count_ = 0;
 };
+
+// Streams every portal domain of tx as a JSON array (the shape of import entries), one
+// per line, skipping (and reporting to malformed) those that do not decode.
+void out_domains_json(const portal::SnapshotTxn& tx, MalformedRecords& malformed);
 
 }  // namespace portalctl

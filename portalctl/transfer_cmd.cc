@@ -116,16 +116,9 @@ void export_all(const Globals& g) {
   portal::SnapshotStore store(g.data_dir, false);
   MalformedRecords malformed;
   store.read([&](const portal::SnapshotTxn& tx) {
-    bool first = true;
-    out("{\"domains\":[");
-    tx.for_each(
-        [&first](const portal::Domain& d) {
-          out(first ? "\n" : ",\n");
-          out(domain_json(d));
-          first = false;
-        },
-        std::ref(malformed));
-    out(first ? "]}\n" : "\n]}\n");
+    out("{\"domains\":");
+    out_domains_json(tx, malformed);
+    out("}\n");
   });
   malformed.check();
 }
