@@ -1,0 +1,225 @@
+#!/usr/bin/perl
+# Turns the TLS benchmark's raw measurements into its table (stdout) and a machine-readable
+# file:   tls-summarise.pl RAW.tsv PREP.tsv RESULTS.tsv
+# RAW.tsv: one line per measured client run (header line first); PREP.tsv: "key<TAB>value".
+# A ratio is the median over repetitions of the per-repetition ratio (the scenarios take
+# turns within each repetition, so pairing them cancels most of a shared machine's drift).
+use strict;
+use warnings;
+
+my ($raw_path, $prep_path, $out_path) = @ARGV;
+die "usage: $0 RAW.tsv PREP.tsv RESULTS.tsv\n" unless defined $out_path;
+
+my @order = qw(static portal_small portal_large portal_large_lowcache files_small);
+
+sub median {
+    my @v = sort { $a <=> $b } @_;
+    return undef unless @v;
+    return @v % 2 ? $v[$#v / 2] : ($v[@v / 2 - 1] + $v[@v / 2]) / 2;
+}
+sub fmt { my ($f, $v) = @_; defined $v ? sprintf($f, $v) : '-' }
+sub thousands { my $n = sprintf '%.0f', shift; 1 while $n =~ s/^(\d+)(\d{3})/$1,$2/; $n }
+sub size {
+    my $n = shift // 0;
+    return $n >= 1e3 && $n % 1e3 == 0 ? ($n / 1e3) . 'k' : $n;
+}
+
+open my $raw, '<', $raw_path or die "$raw_path: $!\n";
+chomp(my $head = <$raw>);
+my @cols = split /\t/, $head;
+my (%runs, %by_rep, %info);
+while (<$raw>) {
+    chomp;
+    my %r;
+    @r{@cols} = split /\t/;
+    next unless $r{handshakes} && $r{duration_us};
+    my $secs = $r{duration_us} / 1e6;
+    my $cpu_s = $r{cpu_ticks} / $r{clk_tck};
+    my %m = (
+        rep        => $r{rep},
+        hps        => $r{handshakes} / $secs,
+        cpu_us     => $cpu_s * 1e6 / $r{handshakes},
+        cpu_pct    => 100 * $cpu_s / $secs,
+        client_pct => 100 * $r{client_cpu_us} / 1e6 / $secs,
+        other_pct  => length($r{core0_other_ticks} // '')
+            ? 100 * $r{core0_other_ticks} / $r{clk_tck} / $secs : undef,
+        errors     => $r{errors} + $r{wrong_cert},
+        handshakes => $r{handshakes} + ($r{warmup_handshakes} // 0),
+        rss_kb     => $r{rss_kb},
+        anon_kb    => $r{rss_anon_kb},
+        file_kb    => $r{rss_file_kb},
+    );
+    push @{ $runs{ $r{scenario} } }, \%m;
+    $by_rep{ $r{rep} }{ $r{scenario} } = \%m;
+    $info{ $r{scenario} } = { names => $r{names}, sni => $r{sni_names}, cache => $r{cache} };
+}
+close $raw;
+
+my %prep;
+if (open my $p, '<', $prep_path) {
+    while (<$p>) {
+        chomp;
+        my ($k, $v) = split /\t/, $_, 2;
+        $prep{$k} = $v if defined $v && length $v;
+    }
+}
+
+# Median over repetitions of key(s) / key(b).
+sub ratio {
+    my ($s, $b, $key) = @_;
+    my @r;
+    for my $rep (keys %by_rep) {
+        my ($x, $y) = ($by_rep{$rep}{$s}, $by_rep{$rep}{$b});
+        push @r, $x->{$key} / $y->{$key} if $x && $y && $y->{$key} > 0;
+    }
+    return median(@r);
+}
+
+my (%sum, @out);
+for my $s (@order) {
+    my $list = $runs{$s} or next;
+    my %v = (runs => scalar @$list, %{ $info{$s} });
+    for my $k (qw(hps cpu_us cpu_pct client_pct other_pct)) {
+        $v{$k} = median(grep { defined } map { $_->{$k} } @$list);
+    }
+    my @cpu = sort { $a <=> $b } map { $_->{cpu_us} } @$list;
+    @v{qw(cpu_us_min cpu_us_max)} = @cpu[0, -1];
+    $v{errors} = 0;
+    $v{errors} += $_->{errors} for @$list;
+    my @by_rep = sort { $a->{rep} <=> $b->{rep} } @$list;
+    @v{qw(rss_kb anon_kb file_kb)} = @{ $by_rep[-1] }{qw(rss_kb anon_kb file_kb)};
+    $v{anon_kb_first} = $by_rep[0]{anon_kb};
+    $v{handshakes_total} = 0;
+    $v{handshakes_total} += $_->{handshakes} for @$list;
+    $v{vs_static} = ratio($s, 'static', 'cpu_us');
+    $v{vs_files} = ratio($s, 'files_small', 'cpu_us');
+    $v{hps_vs_files} = ratio($s, 'files_small', 'hps');
+    $sum{$s} = \%v;
+}
+
+my ($small, $large) = map { size($_) } ($info{portal_small}{names}, $info{portal_large}{names});
+my $lsni = $info{portal_large} ? size($info{portal_large}{sni}) : '-';
+my ($lcache, $lowcache) = map { $_ ? size($_) : '-' }
+    ($info{portal_large}{cache}, $info{portal_large_lowcache}{cache});
+my %label = (
+    static                => '(a) static certificate',
+    portal_small          => "(b) portal_ssl, $small names",
+    portal_large          => "(c) portal_ssl, $large names",
+    portal_large_lowcache => "(c') the same, cache $lowcache",
+    files_small           => "(d) \$ssl_server_name files, $small",
+);
+
+printf "%-34s %7s %24s %6s %6s %6s %8s %7s %7s %6s\n", 'scenario', 'hs/s',
+    'CPU us/handshake (min-max)', 'worker', 'client', 'other', 'RSS MB', 'vs (a)', 'vs (d)',
+    'errors';
+for my $s (@order) {
+    my $v = $sum{$s} or next;
+    printf "%-34s %7s %24s %5.0f%% %5.0f%% %6s %8s %7s %7s %6d\n", $label{$s},
+        thousands($v->{hps}),
+        sprintf('%.0f (%.0f-%.0f)', @$v{qw(cpu_us cpu_us_min cpu_us_max)}),
+        $v->{cpu_pct}, $v->{client_pct}, fmt('%.0f%%', $v->{other_pct}),
+        fmt('%.1f', defined $v->{rss_kb} ? $v->{rss_kb} / 1024 : undef),
+        fmt('%.3f', $v->{vs_static}), fmt('%.3f', $v->{vs_files}), $v->{errors};
+    push @out, map { [$s, $_, $v->{$_}] }
+        qw(names sni cache runs hps cpu_us cpu_us_min cpu_us_max cpu_pct client_pct other_pct
+           rss_kb anon_kb file_kb anon_kb_first handshakes_total vs_static vs_files
+           hps_vs_files errors);
+}
+for my $s (grep { $sum{$_} && $sum{$_}{errors} } @order) {
+    print "WARNING: $label{$s} had $sum{$s}{errors} failed handshakes or wrong certificates: ",
+        "its figures are not sound\n";
+}
+print "hs/s: handshakes per second (a new connection, a full TLS 1.3 handshake and one request\n",
+    "each); CPU us/handshake: the worker's utime+stime per handshake (median of the runs,\n",
+    "min-max); worker, client: CPU use of the measured worker and of the load generator; other:\n",
+    "core 0 busy time not spent by the worker; RSS: the worker's VmRSS after the last run;\n",
+    "vs (a), vs (d): median over repetitions of the CPU-per-handshake ratio to (a), to (d).\n";
+print "(c), (c'): the client draws the SNI name at random from $lsni of the $large names; ",
+    "portal_ssl_cache $lcache and $lowcache.\n" if $sum{portal_large};
+
+# Memory of the large scenarios: anonymous memory (heap: the cache) apart from mapped files
+# (the state store's pages, which the kernel can drop).
+my @mem = grep { $sum{$_} } qw(static portal_small portal_large portal_large_lowcache files_small);
+print "\nworker memory after the last run (MB): VmRSS = RssAnon (heap) + RssFile (mapped files)\n";
+for my $s (@mem) {
+    my $v = $sum{$s};
+    printf "  %-34s %8s = %7s + %7s   (RssAnon after the 1st run: %s)\n", $label{$s},
+        fmt('%.1f', $v->{rss_kb} / 1024), fmt('%.1f', $v->{anon_kb} / 1024),
+        fmt('%.1f', $v->{file_kb} / 1024), fmt('%.1f', $v->{anon_kb_first} / 1024);
+}
+# The caches start full (the benchmark fills them first) and random names keep them full.
+my ($per_name, $unbounded);
+if ($sum{portal_large} && $sum{portal_large_lowcache}) {
+    my $n = $info{portal_large}{sni};
+    my $held1 = _min($info{portal_large}{cache}, $n);
+    my $held2 = _min($info{portal_large_lowcache}{cache}, $n);
+    if ($held1 - $held2 >= 100) {
+        $per_name = ($sum{portal_large}{anon_kb} - $sum{portal_large_lowcache}{anon_kb}) * 1024
+            / ($held1 - $held2);
+        $unbounded = $per_name * $info{portal_large}{names};
+        printf "  heap per cached name: %.1f kB (from (c) - (c')); all %s names cached would " .
+            "take about %.0f MB\n", $per_name / 1024, thousands($info{portal_large}{names}),
+            $unbounded / 1048576;
+    }
+}
+sub _min { $_[0] < $_[1] ? $_[0] : $_[1] }
+
+print "\n";
+if (defined $prep{certs_seconds}) {
+    printf "preparation: %s certificates made in %.1f s; portalctl cert import of %s in %.1f s " .
+        "(%.1f ms each, %s in parallel) and of %s in %.1f s; state data.mdb %.1f MB%s\n",
+        thousands($prep{large}), $prep{certs_seconds}, thousands($prep{large}),
+        $prep{import_large_seconds}, 1000 * $prep{import_large_seconds} / $prep{large},
+        $prep{import_jobs}, thousands($prep{small}), $prep{import_small_seconds},
+        ($prep{state_large_bytes} // 0) / 1e6, $prep{reused} ? ' (reused from BENCH_TLS_DATA)' : '';
+    push @out, map { ['prep', $_, $prep{$_}] } sort keys %prep;
+}
+push @out, ['memory', 'heap_per_cached_name_bytes', $per_name],
+           ['memory', 'all_names_cached_estimate_bytes', $unbounded];
+
+# Bounded memory: with more names than its cache holds, the large scenario's heap does not
+# grow from the end of the first run to the end of the last, though new names keep coming.
+my ($bounded, $bounded_text) = (undef, 'n/a');
+if (my $v = $sum{portal_large}) {
+    if ($info{portal_large}{sni} > $info{portal_large}{cache} && $v->{anon_kb_first}) {
+        $bounded = $v->{anon_kb} / $v->{anon_kb_first};
+        $bounded_text = sprintf '%.1f -> %.1f MB heap (x %.3f)', $v->{anon_kb_first} / 1024,
+            $v->{anon_kb} / 1024, $bounded;
+    } else {
+        $bounded_text = 'n/a: no more names than the cache holds';
+    }
+}
+my $cpu_files = $sum{portal_small} ? $sum{portal_small}{vs_files} : undef;
+my $rate_files = $sum{portal_small} ? $sum{portal_small}{hps_vs_files} : undef;
+my @goals = (
+    ['module_small_vs_static', "module, $small names: CPU/handshake <= 1.05 x static",
+     $sum{portal_small}{vs_static}, sub { $_[0] <= 1.05 }, fmt('%.3f x', $sum{portal_small}{vs_static})],
+    ['module_small_vs_files_cpu', "module, $small names: CPU/handshake <= 1/2 of files",
+     $cpu_files, sub { $_[0] <= 0.5 },
+     defined $cpu_files ? sprintf('%.3f x (files cost %.2f x)', $cpu_files, 1 / $cpu_files) : '-'],
+    ['module_small_vs_files_rate', "module, $small names: handshakes/s >= 2 x files",
+     $rate_files, sub { $_[0] >= 2 }, fmt('%.2f x', $rate_files)],
+    ['module_large_memory', "module, $large names: heap stops growing (<= 1.05 x)",
+     $bounded, sub { $_[0] <= 1.05 }, $bounded_text],
+);
+print "\ngoals:\n";
+for my $g (@goals) {
+    my ($key, $text, $value, $ok, $shown) = @$g;
+    my $verdict = !defined $value ? 'n/a' : $ok->($value) ? 'PASS' : 'MISS';
+    printf "  %-4s  %-58s %s\n", $verdict, $text, $shown;
+    push @out, ['goal', $key, $verdict];
+}
+if ($sum{portal_small} && $sum{files_small}
+    && ($sum{portal_small}{cpu_pct} < 90 || $sum{files_small}{cpu_pct} < 90)) {
+    print "  note: a worker below 90% CPU was not saturated (the client or other load held it\n",
+          "  back): its handshakes/s is a floor; CPU per handshake is the sound comparison.\n";
+}
+
+open my $o, '>', $out_path or die "$out_path: $!\n";
+print $o "item\tmetric\tvalue\n";
+for (@out) {
+    my $v = $_->[2];
+    $v = sprintf('%.4f', $v) if defined $v && $v =~ /^-?\d+\.\d{5,}/;
+    print $o join("\t", $_->[0], $_->[1], $v // ''), "\n";
+}
+close $o or die "$out_path: $!\n";
