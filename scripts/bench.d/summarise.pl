@@ -6,17 +6,15 @@
 # interleaved, so pairing them cancels most of the drift of a shared machine.
 use strict;
 use warnings;
+use FindBin;
+use lib $FindBin::Bin;
+use BenchStats;
 
 my ($raw_path, $import_path, $out_path) = @ARGV;
 die "usage: $0 RAW.tsv IMPORT.tsv RESULTS.tsv\n" unless defined $out_path;
 
 my @order = qw(plain portal_10k portal_1m map_10k headers);
 
-sub median {
-    my @v = sort { $a <=> $b } @_;
-    return undef unless @v;
-    return @v % 2 ? $v[$#v / 2] : ($v[@v / 2 - 1] + $v[@v / 2]) / 2;
-}
 
 open my $raw, '<', $raw_path or die "$raw_path: $!\n";
 chomp(my $head = <$raw>);
@@ -55,16 +53,8 @@ if (open my $imp, '<', $import_path) {
     }
 }
 
-# The ratio of scenario s to base b, paired by repetition.
-sub ratio {
-    my ($s, $b) = @_;
-    my @r;
-    for my $rep (keys %by_rep) {
-        my ($x, $y) = ($by_rep{$rep}{$s}, $by_rep{$rep}{$b});
-        push @r, $x->{cpu_us} / $y->{cpu_us} if $x && $y && $y->{cpu_us} > 0;
-    }
-    return median(@r);
-}
+# The ratio of scenario s's CPU per request to base b's, paired by repetition.
+sub ratio { paired_ratio(\%by_rep, @_, 'cpu_us') }
 
 my (%sum, @out);
 for my $s (@order) {
@@ -82,12 +72,6 @@ for my $s (@order) {
     $sum{$s} = \%v;
 }
 
-sub fmt { my ($f, $v) = @_; defined $v ? sprintf($f, $v) : '-' }
-sub size {
-    my $n = shift // 0;
-    return $n >= 1e6 && $n % 1e6 == 0 ? ($n / 1e6) . 'M'
-         : $n >= 1e3 && $n % 1e3 == 0 ? ($n / 1e3) . 'k' : $n;
-}
 my ($small, $large) = (size($sum{portal_10k}{domains}), size($sum{portal_1m}{domains}));
 my %label = (
     plain      => '(a) plain proxy_pass',
@@ -96,7 +80,6 @@ my %label = (
     map_10k    => "(d) map \$host hostnames, $small",
     headers    => '(e) 7 fixed headers, no lookup',
 );
-sub thousands { my $n = sprintf '%.0f', shift; 1 while $n =~ s/^(\d+)(\d{3})/$1,$2/; $n }
 
 printf "%-30s %8s %21s %6s %6s %6s %7s %7s %7s %6s\n", 'scenario', 'req/s',
     'CPU us/req (min-max)', 'worker', 'upstr', 'other', 'p99 ms', 'vs (a)', 'vs (d)',

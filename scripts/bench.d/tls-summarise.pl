@@ -6,23 +6,15 @@
 # turns within each repetition, so pairing them cancels most of a shared machine's drift).
 use strict;
 use warnings;
+use FindBin;
+use lib $FindBin::Bin;
+use BenchStats;
 
 my ($raw_path, $prep_path, $out_path) = @ARGV;
 die "usage: $0 RAW.tsv PREP.tsv RESULTS.tsv\n" unless defined $out_path;
 
 my @order = qw(static portal_small portal_large portal_large_lowcache files_small);
 
-sub median {
-    my @v = sort { $a <=> $b } @_;
-    return undef unless @v;
-    return @v % 2 ? $v[$#v / 2] : ($v[@v / 2 - 1] + $v[@v / 2]) / 2;
-}
-sub fmt { my ($f, $v) = @_; defined $v ? sprintf($f, $v) : '-' }
-sub thousands { my $n = sprintf '%.0f', shift; 1 while $n =~ s/^(\d+)(\d{3})/$1,$2/; $n }
-sub size {
-    my $n = shift // 0;
-    return $n >= 1e3 && $n % 1e3 == 0 ? ($n / 1e3) . 'k' : $n;
-}
 
 open my $raw, '<', $raw_path or die "$raw_path: $!\n";
 chomp(my $head = <$raw>);
@@ -65,15 +57,7 @@ if (open my $p, '<', $prep_path) {
 }
 
 # Median over repetitions of key(s) / key(b).
-sub ratio {
-    my ($s, $b, $key) = @_;
-    my @r;
-    for my $rep (keys %by_rep) {
-        my ($x, $y) = ($by_rep{$rep}{$s}, $by_rep{$rep}{$b});
-        push @r, $x->{$key} / $y->{$key} if $x && $y && $y->{$key} > 0;
-    }
-    return median(@r);
-}
+sub ratio { paired_ratio(\%by_rep, @_) }
 
 my (%sum, @out);
 for my $s (@order) {
