@@ -1,6 +1,8 @@
 // The C face of the core, as the nginx glue uses it.
 #include <gtest/gtest.h>
 
+#include "other_process.h"
+
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -120,14 +122,16 @@ TEST_F(CapiTest, TheMemoGivesTheSameAnswerAndSeesEveryCommit) {
                                  sizeof(err)),
             PORTAL_NOT_FOUND);  // remembered as unknown...
 
-  portal::SnapshotStore store(dir_, false);
-  store.write([](portal::SnapshotTxn& tx) {
-    auto d = *tx.get("portal.yourwebsite.com");
-    d.brand = "Renamed";
-    d.access = {"cdr"};
-    tx.put(d);
-    d.host = "new.example";
-    tx.put(d);
+  in_other_process([&] {
+    portal::SnapshotStore store(dir_, false);
+    store.write([](portal::SnapshotTxn& tx) {
+      auto d = *tx.get("portal.yourwebsite.com");
+      d.brand = "Renamed";
+      d.access = {"cdr"};
+      tx.put(d);
+      d.host = "new.example";
+      tx.put(d);
+    });
   });
   ASSERT_EQ(portal_reader_lookup(r, host, strlen(host), Arena::alloc, &arena, &d, err,
                                  sizeof(err)),

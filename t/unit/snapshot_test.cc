@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "other_process.h"
 #include "store/snapshot.h"
 
 using namespace portal;
@@ -107,16 +108,23 @@ TEST_F(SnapshotTest, ReaderSeesEachCommitWhole) {
 }
 
 TEST_F(SnapshotTest, TheMapGrowsAndReadersFollow) {
-  SnapshotStore store(dir_, true, 64 * 1024);  // a tiny map, so that a bulk write overflows it
-  store.write([](SnapshotTxn& tx) { tx.put(domain("first.example", "First")); });
+  in_other_process([&] {
+    SnapshotStore store(dir_, true, 64 * 1024);  // a tiny map, so that a bulk write overflows it
+    store.write([](SnapshotTxn& tx) { tx.put(domain("first.example", "First")); });
+  });
   SnapshotReader reader(dir_);
   EXPECT_EQ(brand_of(reader, "first.example"), "First");
 
-  store.write([](SnapshotTxn& tx) {
-    for (int i = 0; i < 20000; i++)
-      tx.put(domain("host" + std::to_string(i) + ".example", "Brand " + std::to_string(i)));
+  in_other_process([&] {
+    SnapshotStore store(dir_, false);
+    store.write([](SnapshotTxn& tx) {
+      for (int i = 0; i < 20000; i++)
+        tx.put(domain("host" + std::to_string(i) + ".example", "Brand " + std::to_string(i)));
+    });
+    store.read([](const SnapshotTxn& tx) {
+      if (tx.count() != 20001u) throw std::runtime_error("count");
+    });
   });
-  store.read([](const SnapshotTxn& tx) { EXPECT_EQ(tx.count(), 20001u); });
   EXPECT_EQ(brand_of(reader, "host19999.example"), "Brand 19999");
   EXPECT_EQ(brand_of(reader, "first.example"), "First");
 }
@@ -143,7 +151,21 @@ TEST_F(SnapshotTest, AMalformedRecordIsAbsentAndReportedOnce) {
   EXPECT_EQ(rc, SnapshotReader::Result::malformed);
   EXPECT_FALSE(first);
   EXPECT_EQ(brand_of(reader, "good.example"), "Good");
+}
 
+TEST_F(SnapshotTest, AMalformedRecordIsSkippedByAWalk) {
+  {
+    SnapshotStore store(dir_, true);
+    store.write([](SnapshotTxn& tx) { tx.put(domain("good.example", "Good")); });
+  }
+  {
+    lmdb::Env env(dir_ + "/snapshot", 0, 0660, 4, 0);
+    lmdb::Txn txn(env, 0);
+    MDB_dbi dbi;
+    ASSERT_EQ(mdb_dbi_open(txn.get(), "domains", 0, &dbi), 0);
+    txn.put(dbi, "bad.example", std::string("\x07garbage", 8));
+    txn.commit();
+  }
   SnapshotStore store(dir_, false);
   std::vector<std::string> bad;
   size_t good = 0;

@@ -83,7 +83,7 @@ void SnapshotTxn::clear() {
 SnapshotStore::SnapshotStore(const std::string& data_dir, bool create, size_t initial_map)
     : path_(join(data_dir, kSnapshotDir)),
       env_(open_store(data_dir, kSnapshotKind, create, initial_map)) {
-  lmdb::open_dbs(env_, create, {{kDomainsDb, &domains_}, {kMetaDb, &meta_}});
+  lmdb::open_dbs(*env_, create, {{kDomainsDb, &domains_}, {kMetaDb, &meta_}});
 }
 
 bool SnapshotStore::exists(const std::string& data_dir) {
@@ -99,22 +99,22 @@ void SnapshotStore::write(const std::function<void(SnapshotTxn&)>& fn) {
 }
 
 void SnapshotStore::read(const std::function<void(const SnapshotTxn&)>& fn) const {
-  lmdb::Txn txn(env_, MDB_RDONLY);
+  lmdb::Txn txn(*env_, MDB_RDONLY);
   const SnapshotTxn tx(txn, domains_, meta_);
   fn(tx);
 }
 
 SnapshotReader::SnapshotReader(const std::string& data_dir)
     : env_(open_store_reader(data_dir, kSnapshotKind)) {
-  lmdb::open_dbs(env_, false, {{kDomainsDb, &domains_}, {kMetaDb, &meta_}});
-  txn_ = lmdb::Txn(env_, MDB_RDONLY);
+  lmdb::open_dbs(*env_, false, {{kDomainsDb, &domains_}, {kMetaDb, &meta_}});
+  txn_ = lmdb::Txn(*env_, MDB_RDONLY);
   txn_.reset();
 }
 
 SnapshotReader::~SnapshotReader() { txn_.abort(); }
 
 void SnapshotReader::begin() {
-  lmdb::renew(env_, txn_);  // adopts the map portalctl may have grown
+  lmdb::renew(*env_, txn_);  // adopts the map portalctl may have grown
 }
 
 uint64_t SnapshotReader::generation() {
@@ -126,10 +126,26 @@ uint64_t SnapshotReader::generation() {
   return read_generation(txn_, meta_);
 }
 
+void SnapshotReader::for_each(
+    const std::function<void(std::string_view, const DomainView&)>& fn) {
+  begin();
+  struct Reset {
+    lmdb::Txn& txn;
+    ~Reset() { txn.reset(); }
+  } reset{txn_};
+  txnid_ = mdb_txn_id(txn_.get());
+  lmdb::Cursor cur(txn_, domains_);
+  std::string_view key, value;
+  DomainView view;
+  for (bool ok = cur.get(&key, &value, MDB_FIRST); ok; ok = cur.get(&key, &value, MDB_NEXT)) {
+    if (decode(value, &view)) fn(key, view);
+  }
+}
+
 uint64_t SnapshotReader::committed_txnid() const {
   MDB_envinfo info;
-  int rc = mdb_env_info(env_.get(), &info);
-  if (rc) lmdb::fail("mdb_env_info", rc, env_.path());
+  int rc = mdb_env_info(env_->get(), &info);
+  if (rc) lmdb::fail("mdb_env_info", rc, env_->path());
   return info.me_last_txnid;
 }
 

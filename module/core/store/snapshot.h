@@ -16,6 +16,7 @@
 
 #include "../domain/record.h"
 #include "lmdb.h"
+#include "store_env.h"
 
 namespace portal {
 
@@ -67,7 +68,7 @@ class SnapshotStore {
 
  private:
   std::string path_;
-  lmdb::Env env_;
+  EnvPtr env_;
   MDB_dbi domains_ = 0;
   MDB_dbi meta_ = 0;
 };
@@ -104,7 +105,10 @@ class SnapshotReader {
   }
 
   uint64_t generation();
-  const std::string& path() const { return env_.path(); }
+  // Visits every well-formed record in hostname order inside one read transaction (the ACME
+  // engine's list of wanted names); nothing fn sees may be kept after it returns.
+  void for_each(const std::function<void(std::string_view host, const DomainView&)>& fn);
+  const std::string& path() const { return env_->path(); }
 
   // The LMDB transaction id the last lookup read, and the newest one committed (read from
   // the meta pages without a transaction: a cheap "has anything changed?").
@@ -115,7 +119,7 @@ class SnapshotReader {
   void begin();
   bool note_malformed(std::string_view host);
 
-  lmdb::Env env_;
+  EnvPtr env_;
   lmdb::Txn txn_;
   MDB_dbi domains_ = 0;
   MDB_dbi meta_ = 0;

@@ -14,6 +14,8 @@ namespace {
 
 constexpr const char* kCertsDb = "certs";
 constexpr const char* kMetaDb = "meta";
+constexpr const char* kTableNames[kStateTables] = {"acme", "orders", "challenges", "status",
+                                                    "requests"};
 constexpr const char* kNextGenerationKey = "next_generation";
 // Private keys: only the owner (the workers' user, see own_like) may open or read them.
 constexpr StoreKind kStateKind = {kStateDir, "state store", 0700, 0600, 0600};
@@ -63,38 +65,124 @@ uint64_t StateTxn::put_cert(std::string_view host, CertRecord record) {
 
 bool StateTxn::remove_cert(std::string_view host) { return txn_.del(certs_, host); }
 
+std::optional<std::string> StateTxn::get(StateTable t, std::string_view key) const {
+  std::string_view value;
+  if (!txn_.get(dbi(t), key, &value)) return std::nullopt;
+  return std::string(value);
+}
+
+void StateTxn::put(StateTable t, std::string_view key, std::string_view value) {
+  txn_.put(dbi(t), key, value);
+}
+
+bool StateTxn::remove(StateTable t, std::string_view key) { return txn_.del(dbi(t), key); }
+
+void StateTxn::for_each(StateTable t,
+                        const std::function<void(std::string_view, std::string_view)>& fn) const {
+  lmdb::Cursor cur(txn_, dbi(t));
+  std::string_view key, value;
+  for (bool ok = cur.get(&key, &value, MDB_FIRST); ok; ok = cur.get(&key, &value, MDB_NEXT))
+    fn(key, value);
+}
+
+namespace {
+
+// Stores made before the ACME tables existed get them from the first writer; a reader
+// of such a store sees them empty (dbi 0 is never a named database's handle).
+void open_state_dbs(const lmdb::Env& env, bool create, StateDbs* dbs) {
+  lmdb::open_dbs(env, create, {{kCertsDb, &dbs->certs}, {kMetaDb, &dbs->meta}});
+  for (int i = 0; i < kStateTables; i++) {
+    try {
+      lmdb::open_dbs(env, create, {{kTableNames[i], &dbs->tables[i]}});
+    } catch (const lmdb::Error& e) {
+      if (e.code() != MDB_NOTFOUND) throw;
+      dbs->tables[i] = 0;
+    }
+  }
+}
+
+}  // namespace
+
 StateStore::StateStore(const std::string& data_dir, bool create, size_t initial_map)
     : path_(join(data_dir, kStateDir)),
       env_(open_store(data_dir, kStateKind, create, initial_map)) {
-  lmdb::open_dbs(env_, create, {{kCertsDb, &certs_}, {kMetaDb, &meta_}});
+  open_state_dbs(*env_, true, &dbs_);
+}
+
+uint64_t StateStore::committed_txnid() const {
+  MDB_envinfo info;
+  int rc = mdb_env_info(env_->get(), &info);
+  if (rc) lmdb::fail("mdb_env_info", rc, env_->path());
+  return info.me_last_txnid;
 }
 
 bool StateStore::exists(const std::string& data_dir) { return store_exists(data_dir, kStateKind); }
 
 void StateStore::write(const std::function<void(StateTxn&)>& fn) {
   write_store(env_, [&](lmdb::Txn& txn) {
-    StateTxn tx(txn, certs_, meta_);
+    StateTxn tx(txn, dbs_);
     fn(tx);
   });
 }
 
 void StateStore::read(const std::function<void(const StateTxn&)>& fn) const {
-  lmdb::Txn txn(env_, MDB_RDONLY);
-  const StateTxn tx(txn, certs_, meta_);
+  lmdb::Txn txn(*env_, MDB_RDONLY);
+  const StateTxn tx(txn, dbs_);
   fn(tx);
 }
 
 StateReader::StateReader(const std::string& data_dir)
     : env_(open_store_reader(data_dir, kStateKind)) {
-  lmdb::open_dbs(env_, false, {{kCertsDb, &certs_}, {kMetaDb, &meta_}});
-  txn_ = lmdb::Txn(env_, MDB_RDONLY);
+  open_state_dbs(*env_, false, &dbs_);
+  txn_ = lmdb::Txn(*env_, MDB_RDONLY);
   txn_.reset();
 }
 
 StateReader::~StateReader() { txn_.abort(); }
 
 void StateReader::begin() {
-  lmdb::renew(env_, txn_);  // adopts the map a writer may have grown
+  lmdb::renew(*env_, txn_);  // adopts the map a writer may have grown
+}
+
+std::optional<std::string> StateReader::get(StateTable t, std::string_view key) {
+  MDB_dbi dbi = dbs_.tables[static_cast<int>(t)];
+  if (!dbi) return std::nullopt;
+  begin();
+  struct Reset {
+    lmdb::Txn& txn;
+    ~Reset() { txn.reset(); }
+  } reset{txn_};
+  std::string_view value;
+  if (!txn_.get(dbi, key, &value)) return std::nullopt;
+  return std::string(value);
+}
+
+std::optional<std::string> StateReader::challenge(std::string_view token) {
+  return get(StateTable::challenges, token);
+}
+
+void StateReader::for_each(StateTable t,
+                           const std::function<void(std::string_view, std::string_view)>& fn) {
+  MDB_dbi dbi = dbs_.tables[static_cast<int>(t)];
+  if (!dbi) return;
+  begin();
+  struct Reset {
+    lmdb::Txn& txn;
+    ~Reset() { txn.reset(); }
+  } reset{txn_};
+  lmdb::Cursor cur(txn_, dbi);
+  std::string_view key, value;
+  for (bool ok = cur.get(&key, &value, MDB_FIRST); ok; ok = cur.get(&key, &value, MDB_NEXT))
+    fn(key, value);
+}
+
+std::optional<CertRecord> StateReader::get_cert(std::string_view host) {
+  std::optional<CertRecord> out;
+  cert(host, [&](std::string_view value) {
+    CertRecord r;
+    if (decode(value, &r)) out = std::move(r);
+  });
+  return out;
 }
 
 }  // namespace portal

@@ -1,6 +1,7 @@
 // The state store: an LMDB environment DIR/state holding what the certificate side owns:
-// each portal domain's certificate record (domain/cert_record.h), and later the ACME
-// account, orders and challenges. Its files are 0600 (they hold private keys) and owned
+// each portal domain's certificate record (domain/cert_record.h), and the ACME engine's
+// tables: its account, orders in progress, HTTP-01 challenges, each domain's lifecycle
+// status, and requests from portalctl (a forced renewal). Its files are 0600 (they hold private keys) and owned
 // like the data directory, so the nginx workers (its owner) can read them.
 //
 // Writers (portalctl, the ACME engine) use StateStore; each nginx worker reads through one
@@ -15,14 +16,26 @@
 
 #include "../domain/cert_record.h"
 #include "lmdb.h"
+#include "store_env.h"
 
 namespace portal {
 
 constexpr const char* kStateDir = "state";
 
+// The ACME engine's tables: values are its own (JSON text; a challenge's value is the key
+// authorization itself, which the workers serve as it is).
+enum class StateTable { acme, orders, challenges, status, requests };
+constexpr int kStateTables = 5;
+
+struct StateDbs {
+  MDB_dbi certs = 0, meta = 0;
+  MDB_dbi tables[kStateTables] = {};
+};
+
 class StateTxn {
  public:
-  StateTxn(lmdb::Txn& txn, MDB_dbi certs, MDB_dbi meta) : txn_(txn), certs_(certs), meta_(meta) {}
+  StateTxn(lmdb::Txn& txn, const StateDbs& dbs)
+      : txn_(txn), certs_(dbs.certs), meta_(dbs.meta), dbs_(dbs) {}
 
   std::optional<CertRecord> get_cert(std::string_view host) const;
   // Visits every record in hostname order; one that does not decode goes to bad, if given.
@@ -34,10 +47,19 @@ class StateTxn {
   uint64_t put_cert(std::string_view host, CertRecord record);
   bool remove_cert(std::string_view host);
 
+  std::optional<std::string> get(StateTable t, std::string_view key) const;
+  void put(StateTable t, std::string_view key, std::string_view value);
+  bool remove(StateTable t, std::string_view key);
+  void for_each(StateTable t,
+                const std::function<void(std::string_view key, std::string_view value)>& fn) const;
+
  private:
+  MDB_dbi dbi(StateTable t) const { return dbs_.tables[static_cast<int>(t)]; }
+
   lmdb::Txn& txn_;
   MDB_dbi certs_;
   MDB_dbi meta_;
+  const StateDbs& dbs_;
 };
 
 class StateStore {
@@ -50,12 +72,13 @@ class StateStore {
   // One write transaction, committed whole or not at all (see SnapshotStore::write).
   void write(const std::function<void(StateTxn&)>& fn);
   void read(const std::function<void(const StateTxn&)>& fn) const;
+  // The newest committed transaction id: a cheap "has anything changed?".
+  uint64_t committed_txnid() const;
 
  private:
   std::string path_;
-  lmdb::Env env_;
-  MDB_dbi certs_ = 0;
-  MDB_dbi meta_ = 0;
+  EnvPtr env_;
+  StateDbs dbs_;
 };
 
 // The nginx worker's side, opened after fork.
@@ -74,18 +97,26 @@ class StateReader {
       ~Reset() { txn.reset(); }
     } reset{txn_};
     std::string_view value;
-    if (!txn_.get(certs_, host, &value)) return false;
+    if (!txn_.get(dbs_.certs, host, &value)) return false;
     fn(value);
     return true;
   }
 
+  // The key authorization of an HTTP-01 token, copied: nullopt when unknown.
+  std::optional<std::string> challenge(std::string_view token);
+  // A table's value, copied.
+  std::optional<std::string> get(StateTable t, std::string_view key);
+  // Visits a table inside one read transaction; nothing seen may be kept.
+  void for_each(StateTable t,
+                const std::function<void(std::string_view key, std::string_view value)>& fn);
+  std::optional<CertRecord> get_cert(std::string_view host);
+
  private:
   void begin();
 
-  lmdb::Env env_;
+  EnvPtr env_;
   lmdb::Txn txn_;
-  MDB_dbi certs_ = 0;
-  MDB_dbi meta_ = 0;
+  StateDbs dbs_;
 };
 
 }  // namespace portal

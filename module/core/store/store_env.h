@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "lmdb.h"
@@ -21,17 +22,26 @@ struct StoreKind {
 
 bool store_exists(const std::string& data_dir, const StoreKind& kind);
 
+// An environment is opened once per process and shared (LMDB's rule: closing a second
+// handle on the same files drops the process's locks). Inside an nginx worker the certificate
+// callback, the challenge responder and the ACME engine's thread share one.
+using EnvPtr = std::shared_ptr<lmdb::Env>;
+
 // The writer's environment: with create, makes DATA_DIR and the store when missing; files
 // take the owner and group of DATA_DIR (when run as root) and the kind's modes; the map is
 // at least initial_map bytes (0: 1 GiB). Throws std::runtime_error / lmdb::Error.
-lmdb::Env open_store(const std::string& data_dir, const StoreKind& kind, bool create,
-                     size_t initial_map);
+// When the process already has the store open read-only, throws std::runtime_error.
+EnvPtr open_store(const std::string& data_dir, const StoreKind& kind, bool create,
+                  size_t initial_map);
 
 // Runs fn in one write transaction and commits it: all of it or nothing. When the map is
-// full, the transaction is aborted, the map doubled and fn run again.
-void write_store(lmdb::Env& env, const std::function<void(lmdb::Txn&)>& fn);
+// full, the transaction is aborted, the map doubled and fn run again, unless other threads of
+// this process share the environment (growing it under their read transactions is not
+// allowed): then MDB_MAP_FULL is thrown.
+void write_store(const EnvPtr& env, const std::function<void(lmdb::Txn&)>& fn);
 
-// A worker's read-only environment (MDB_NOTLS), with the slots of dead readers freed.
-lmdb::Env open_store_reader(const std::string& data_dir, const StoreKind& kind);
+// A worker's read-only environment (MDB_NOTLS), with the slots of dead readers freed; the
+// process's read-write one when it already has it open.
+EnvPtr open_store_reader(const std::string& data_dir, const StoreKind& kind);
 
 }  // namespace portal
