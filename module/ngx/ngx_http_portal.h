@@ -45,6 +45,11 @@ typedef struct {
 } ngx_http_portal_srv_conf_t;
 
 
+/* the core library's allocator: the request's pool */
+void *ngx_http_portal_alloc(void *pool, size_t size);
+
+ngx_int_t ngx_http_portal_acme_init_process(ngx_cycle_t *cycle);
+
 ngx_int_t ngx_http_portal_check_store(ngx_conf_t *cf,
     ngx_http_portal_main_conf_t *pmcf, const char *store);
 

@@ -62,7 +62,6 @@ static ngx_http_portal_ctx_t *ngx_http_portal_get_ctx(ngx_http_request_t *r);
 static void ngx_http_portal_ctx_cleanup(void *data);
 static portal_reader_t *ngx_http_portal_reader(ngx_http_portal_main_conf_t *pmcf,
     ngx_log_t *log);
-static void *ngx_http_portal_alloc(void *pool, size_t size);
 static ngx_uint_t ngx_http_portal_is_ours(ngx_str_t *key);
 static ngx_int_t ngx_http_portal_strip_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_portal_handler(ngx_http_request_t *r);
@@ -432,7 +431,7 @@ ngx_http_portal_reader(ngx_http_portal_main_conf_t *pmcf, ngx_log_t *log)
 }
 
 
-static void *
+void *
 ngx_http_portal_alloc(void *pool, size_t size)
 {
     return ngx_palloc(pool, size);
@@ -1268,7 +1267,10 @@ ngx_http_portal_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    /* LMDB environments are opened after fork, in each worker, never in the master */
+    /* LMDB environments are opened after fork, in each worker, never in the master; the
+     * ACME engine's read-write one first, so that the readers share it */
+
+    (void) ngx_http_portal_acme_init_process(cycle);
 
     (void) ngx_http_portal_reader(pmcf, cycle->log);
 
