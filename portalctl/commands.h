@@ -23,5 +23,7 @@ void add_init_command(CLI::App& app, const Globals& g, Action& run);
 void add_domain_commands(CLI::App& app, const Globals& g, Action& run);
 void add_transfer_commands(CLI::App& app, const Globals& g, Action& run);
 void add_cert_commands(CLI::App& app, const Globals& g, Action& run);
+void add_acme_commands(CLI::App& app, const Globals& g, Action& run);
+void add_status_command(CLI::App& app, const Globals& g, Action& run);
 
 }  // namespace portalctl

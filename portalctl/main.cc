@@ -43,6 +43,8 @@ int main(int argc, char** argv) {
   add_domain_commands(app, g, run);
   add_transfer_commands(app, g, run);
   add_cert_commands(app, g, run);
+  add_acme_commands(app, g, run);
+  add_status_command(app, g, run);
 
   try {
     app.parse(argc, argv);

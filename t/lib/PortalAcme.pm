@@ -539,6 +539,9 @@ sub listener_pki {
     $self->run_ok('openssl', qw(x509 -req -sha256 -days 3), '-in', "$dir/listener.csr",
         '-CA', "$dir/ca.crt", '-CAkey', "$dir/ca.key", '-set_serial', '0x' . sprintf('%08X', $$),
         '-extfile', "$dir/listener.ext", '-out', "$dir/listener.crt");
+    # nginx's workers (nobody) read the CA certificate to trust Pebble
+    chmod 0755, $dir;
+    chmod 0644, "$dir/ca.crt";
     return $PKI = { dir => $dir, ca => "$dir/ca.crt", cert => "$dir/listener.crt",
                     key => "$dir/listener.key", owner => $$ };
 }

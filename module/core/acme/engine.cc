@@ -1,6 +1,10 @@
 #include "engine.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <ctime>
 #include <random>
@@ -46,14 +50,7 @@ const CertPair* pair_of(const CertRecord& r, KeyType type) {
   return nullptr;
 }
 
-std::string utc(int64_t t) {
-  char buf[32];
-  time_t tt = static_cast<time_t>(t);
-  struct tm tm;
-  gmtime_r(&tt, &tm);
-  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string utc(int64_t t) { return portal::iso8601(t); }
 
 std::string domain(const std::string& host) { return "portal domain " + portal::quoted(host); }
 
@@ -63,6 +60,10 @@ Engine::Engine(EngineConfig config, Logger& log, EngineHooks hooks)
     : config_(std::move(config)), log_(log), hooks_(std::move(hooks)) {
   if (config_.directory_url.empty()) throw std::invalid_argument("no ACME directory URL");
   if (config_.backoff.empty()) config_.backoff = {60, 600, 6000, 86400};
+  if (!config_.ca_file.empty() && access(config_.ca_file.c_str(), R_OK) != 0) {
+    throw std::runtime_error("cannot read the CA certificate file \"" + config_.ca_file +
+                             "\": " + std::strerror(errno));
+  }
   state_ = std::make_unique<StateStore>(config_.data_dir, false);
   snapshot_ = std::make_unique<SnapshotReader>(config_.data_dir);
   if (hooks_.transport) {

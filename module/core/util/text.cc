@@ -1,5 +1,7 @@
 #include "text.h"
 
+#include <ctime>
+
 namespace portal {
 
 std::string quoted(std::string_view value) {
@@ -18,6 +20,15 @@ std::string quoted(std::string_view value) {
   if (value.size() > kMax) out += "...";
   out += '"';
   return out;
+}
+
+std::string iso8601(int64_t unix_seconds) {
+  char buf[32];
+  time_t t = static_cast<time_t>(unix_seconds);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 }  // namespace portal
