@@ -27,7 +27,6 @@ namespace {
 constexpr int64_t kDay = 86400;
 constexpr int64_t kAriRecheck = 6 * 3600;    // ask for the renewal window again after
 constexpr int64_t kDnsErrorRetry = 60;       // the resolver failed: no conclusion yet
-constexpr int64_t kMovedRecheck = 600;       // DNS pointed away: look again, but rarely
 constexpr int64_t kOrderTimeout = 300;       // polling an order gives up after
 constexpr const char* kAccountKey = "account";
 
@@ -274,6 +273,18 @@ void Engine::ensure_account() {
   account_ready_ = true;
 }
 
+void Engine::forget_account() {
+  account_ready_ = false;
+  state_->write([&](StateTxn& tx) {
+    auto v = tx.get(StateTable::acme, kAccountKey);
+    if (!v) return;
+    json rec = json::parse(*v, nullptr, false);
+    if (!rec.is_object()) return;
+    rec["url"] = "";
+    tx.put(StateTable::acme, kAccountKey, rec.dump());
+  });
+}
+
 int64_t Engine::renewal_time(const std::string& host, const CertPair& pair, AcmeStatus& st) {
   int64_t lifetime = pair.not_after - pair.not_before;
   int64_t by_lifetime = pair.not_after - (lifetime < 10 * kDay ? lifetime / 2 : lifetime / 3);
@@ -385,7 +396,7 @@ void Engine::process(const std::string& host, bool forced) {
         st.state = valid ? Lifecycle::moved : Lifecycle::pending_dns;
         st.detail = "DNS: " + dns.detail;
         st.dns_checks++;
-        st.next_attempt = t + (valid ? kMovedRecheck : dns_recheck_delay(st.dns_checks));
+        st.next_attempt = t + (valid ? config_.dns_recheck : dns_recheck_delay(st.dns_checks));
         if (was != st.state) {
           say(LogLevel::notice, "acme: " + domain(host) + ": " + lifecycle_name(st.state) +
                                     " (" + dns.detail + ")");
@@ -480,12 +491,26 @@ void Engine::order(const std::string& host, AcmeStatus& st, const CertRecord* cu
                                 "\": ordering without one");
       }
     }
-    try {
-      o = client_->new_order({host}, replaces, profile);
-    } catch (const AcmeError& e) {
-      if (e.kind() != ErrorKind::already_replaced) throw;
-      say(LogLevel::warn, "acme: " + domain(host) + ": " + e.what() + "; ordering without \"replaces\"");
-      o = client_->new_order({host}, "", profile);
+    for (int attempt = 0;; attempt++) {
+      try {
+        o = client_->new_order({host}, replaces, profile);
+        break;
+      } catch (const AcmeError& e) {
+        if (attempt > 1) throw;
+        if (e.kind() == ErrorKind::already_replaced) {
+          say(LogLevel::warn, "acme: " + domain(host) + ": " + e.what() +
+                                  "; ordering without \"replaces\"");
+          replaces.clear();
+        } else if (e.problem().is("accountDoesNotExist")) {
+          // The CA forgot the account (a test CA restarted, an account deactivated): the
+          // same key registers again.
+          say(LogLevel::warn, "acme: " + std::string(e.what()) + "; registering the account again");
+          forget_account();
+          ensure_account();
+        } else {
+          throw;
+        }
+      }
     }
     rec = {{"url", o.url}, {"key", b64url(key.to_der())}, {"created", now()}};
     st.state = renewing ? Lifecycle::renewing : Lifecycle::validating;
@@ -596,6 +621,7 @@ void Engine::order(const std::string& host, AcmeStatus& st, const CertRecord* cu
   st.failures = 0;
   st.problem = Problem{};
   st.next_attempt = 0;
+  st.dns_checked = now();  // the pre-check just passed
   st.ari_start = st.ari_end = st.ari_next_check = 0;
   st.renew_at = facts.not_after - (facts.not_after - facts.not_before < 10 * kDay
                                        ? (facts.not_after - facts.not_before) / 2
@@ -616,7 +642,7 @@ void Engine::order(const std::string& host, AcmeStatus& st, const CertRecord* cu
   });
   say(LogLevel::notice, "acme: " + domain(host) + ": certificate issued by \"" + facts.issuer_cn +
                             "\", valid until " + utc(facts.not_after) + " (order " + o.url + ")");
-  schedule(host, st.renew_at);
+  schedule(host, std::min(st.renew_at, st.dns_checked + config_.dns_recheck));
 }
 
 }  // namespace portal::acme

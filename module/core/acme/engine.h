@@ -104,6 +104,7 @@ class Engine {
             const Problem& problem, int64_t retry_after);
   void save(const std::string& host, const AcmeStatus& st);
   void ensure_account();
+  void forget_account();
   void sleep_ms(int64_t ms);  // throws AcmeError(cancelled) when stopping
   int64_t now() const;
   double random() const;
