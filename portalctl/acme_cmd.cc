@@ -31,6 +31,7 @@ struct AcmeArgs {
   std::vector<std::string> contact, edge_addresses;
   std::vector<std::string> backoff;
   long dns_recheck = 3600;
+  int concurrency = 4;
   std::string preferred_chain, profile, eab_kid, eab_hmac_file;
   bool verbose = false;
 };
@@ -87,6 +88,7 @@ portal::acme::EngineConfig config_of(const Globals& g, const AcmeArgs& a, const 
     for (const std::string& b : a.backoff) c.backoff.push_back(parse_duration(b));
   }
   c.dns_recheck = a.dns_recheck;
+  c.concurrency = a.concurrency;
   c.preferred_chain = a.preferred_chain;
   c.profile = a.profile;
   if (!a.eab_kid.empty()) {
@@ -185,6 +187,8 @@ void engine_options(CLI::App* cmd, AcmeArgs& a) {
       ->type_name("TIME")
       ->expected(1, 8);
   cmd->add_option("--dns-recheck", a.dns_recheck, "seconds between DNS looks at certified names");
+  cmd->add_option("--concurrency", a.concurrency, "orders in flight at once (default 4)")
+      ->check(CLI::Range(1, 64));
   cmd->add_option("--preferred-chain", a.preferred_chain, "issuer common name of the chain to keep")
       ->type_name("NAME");
   cmd->add_option("--profile", a.profile, "certificate profile, when the directory lists it")

@@ -31,6 +31,7 @@ typedef struct {
     ngx_str_t                  resolver;
     ngx_array_t               *backoff;         /* of long, seconds */
     time_t                     dns_recheck;
+    ngx_uint_t                 concurrency;
     ngx_str_t                  preferred_chain;
     ngx_str_t                  profile;
     ngx_str_t                  eab_kid;
@@ -64,6 +65,11 @@ static char *ngx_http_portal_acme_init_main_conf(ngx_conf_t *cf, void *conf);
 static const char *ngx_http_portal_acme_cstr(ngx_str_t *s);
 static ngx_int_t ngx_http_portal_acme_init(ngx_conf_t *cf);
 static void ngx_http_portal_acme_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_num_bounds_t  ngx_http_portal_acme_concurrency_bounds = {
+    ngx_conf_check_num_bounds, 1, 64
+};
 
 
 static ngx_command_t  ngx_http_portal_acme_commands[] = {
@@ -137,6 +143,13 @@ static ngx_command_t  ngx_http_portal_acme_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_portal_acme_main_conf_t, dns_recheck),
       NULL },
+
+    { ngx_string("portal_acme_concurrency"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_portal_acme_main_conf_t, concurrency),
+      &ngx_http_portal_acme_concurrency_bounds },
 
     { ngx_string("portal_acme_preferred_chain"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -515,6 +528,7 @@ ngx_http_portal_acme_create_main_conf(ngx_conf_t *cf)
     amcf->edge_addresses = NGX_CONF_UNSET_PTR;
     amcf->backoff = NGX_CONF_UNSET_PTR;
     amcf->dns_recheck = NGX_CONF_UNSET;
+    amcf->concurrency = NGX_CONF_UNSET_UINT;
 
     return amcf;
 }
@@ -541,6 +555,7 @@ ngx_http_portal_acme_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_ptr_value(amcf->edge_addresses, NULL);
     ngx_conf_init_ptr_value(amcf->backoff, NULL);
     ngx_conf_init_value(amcf->dns_recheck, 3600);
+    ngx_conf_init_uint_value(amcf->concurrency, 4);
 
     if (!amcf->enable) {
         return NGX_CONF_OK;
@@ -593,6 +608,7 @@ ngx_http_portal_acme_init_main_conf(ngx_conf_t *cf, void *conf)
     c->backoff = amcf->backoff ? amcf->backoff->elts : NULL;
     c->nbackoff = amcf->backoff ? amcf->backoff->nelts : 0;
     c->dns_recheck = (long) amcf->dns_recheck;
+    c->concurrency = (int) amcf->concurrency;
     c->preferred_chain = ngx_http_portal_acme_cstr(&amcf->preferred_chain);
     c->profile = ngx_http_portal_acme_cstr(&amcf->profile);
     c->eab_kid = ngx_http_portal_acme_cstr(&amcf->eab_kid);

@@ -91,7 +91,8 @@ while (time < $deadline) {
 }
 ok($new, "a forced renewal replaces the certificate ($handshakes handshakes meanwhile)");
 is($failures, 0, 'zero failed handshakes during the renewal');
-like($t->error_log, qr/renewal asked by portalctl/, 'the engine saw the request');
+ok(wait_for(sub { $t->error_log =~ /"\Q$host\E": renewal asked by portalctl/ }, 3),
+   'the engine logged the request');
 is(status_of($host)->{state}, 'active', 'active again after the renewal');
 is($t->master_pid, $master, 'no reload');
 

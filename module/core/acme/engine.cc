@@ -8,6 +8,7 @@
 #include <chrono>
 #include <ctime>
 #include <random>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -28,6 +29,7 @@ constexpr int64_t kDay = 86400;
 constexpr int64_t kAriRecheck = 6 * 3600;    // ask for the renewal window again after
 constexpr int64_t kDnsErrorRetry = 60;       // the resolver failed: no conclusion yet
 constexpr int64_t kOrderTimeout = 300;       // polling an order gives up after
+constexpr int64_t kImportedTakeover = 7 * kDay;
 constexpr const char* kAccountKey = "account";
 
 // Pre-checks of a new name: every 2 s for a minute (the tenant is setting the CNAME right
@@ -59,29 +61,49 @@ Engine::Engine(EngineConfig config, Logger& log, EngineHooks hooks)
     : config_(std::move(config)), log_(log), hooks_(std::move(hooks)) {
   if (config_.directory_url.empty()) throw std::invalid_argument("no ACME directory URL");
   if (config_.backoff.empty()) config_.backoff = {60, 600, 6000, 86400};
+  if (config_.concurrency < 1) config_.concurrency = 1;
+  fake_transport_ = hooks_.transport != nullptr;
+  if (fake_transport_) config_.concurrency = 1;  // one fake CA, one thread
   if (!config_.ca_file.empty() && access(config_.ca_file.c_str(), R_OK) != 0) {
     throw std::runtime_error("cannot read the CA certificate file \"" + config_.ca_file +
                              "\": " + std::strerror(errno));
   }
+  if (!hooks_.dns && config_.dns.cname_target.empty() && config_.dns.edge_addresses.empty()) {
+    throw std::invalid_argument(
+        "the DNS pre-check needs a CNAME target or edge addresses (portal_acme_cname_target, "
+        "portal_acme_edge_addresses)");
+  }
   state_ = std::make_unique<StateStore>(config_.data_dir, false);
   snapshot_ = std::make_unique<SnapshotReader>(config_.data_dir);
+  main_ = new_session();
+}
+
+std::unique_ptr<Engine::Session> Engine::new_session() {
+  auto s = std::make_unique<Session>();
+  s->engine = this;
   if (hooks_.transport) {
-    transport_ = std::move(hooks_.transport);
+    s->transport = std::move(hooks_.transport);
   } else {
     CurlOptions o;
     o.ca_file = config_.ca_file;
     o.cancelled = [this] { return stop_.load(); };
-    transport_ = std::make_unique<CurlTransport>(std::move(o));
+    s->transport = std::make_unique<CurlTransport>(std::move(o));
   }
-  if (!hooks_.dns) {
-    if (config_.dns.cname_target.empty() && config_.dns.edge_addresses.empty()) {
-      throw std::invalid_argument(
-          "the DNS pre-check needs a CNAME target or edge addresses (portal_acme_cname_target, "
-          "portal_acme_edge_addresses)");
-    }
-    dns_ = std::make_unique<DnsChecker>(config_.dns);
-  }
-  client_ = std::make_unique<Client>(*transport_, config_.directory_url, [this] { return now(); });
+  if (!hooks_.dns) s->dns = std::make_unique<DnsChecker>(config_.dns);
+  s->client = std::make_unique<Client>(*s->transport, config_.directory_url, [this] { return now(); });
+  return s;
+}
+
+namespace {
+thread_local Engine::Session* t_session = nullptr;  // a worker thread's own
+}  // namespace
+
+Engine::Session& Engine::session() {
+  return t_session && t_session->engine == this ? *t_session : *main_;
+}
+
+DnsCheckResult Engine::check_dns(const std::string& host) {
+  return hooks_.dns ? hooks_.dns(host) : session().dns->check(host);
 }
 
 Engine::~Engine() = default;
@@ -100,6 +122,7 @@ void Engine::stop() {
   std::lock_guard<std::mutex> lock(mutex_);
   stop_ = true;
   wake_.notify_all();
+  work_ready_.notify_all();
 }
 
 void Engine::sleep_ms(int64_t ms) {
@@ -121,6 +144,7 @@ void Engine::save(const std::string& host, const AcmeStatus& st) {
 }
 
 void Engine::schedule(const std::string& host, int64_t when) {
+  std::lock_guard<std::mutex> lock(mutex_);
   auto it = due_.find(host);
   if (it != due_.end()) queue_.erase({it->second, host});
   due_[host] = when;
@@ -135,18 +159,21 @@ void Engine::load_wanted() {
     if (!d.suspended) wanted.emplace(host);
   });
   snapshot_txnid_ = snapshot_->last_txnid();
-  for (const std::string& host : wanted_) {
-    if (wanted.count(host)) continue;
-    auto it = due_.find(host);
-    if (it != due_.end()) {
-      queue_.erase({it->second, host});
-      due_.erase(it);
-    }
-  }
   std::vector<std::string> added;
-  for (const std::string& host : wanted)
-    if (!wanted_.count(host)) added.push_back(host);
-  wanted_ = std::move(wanted);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const std::string& host : wanted_) {
+      if (wanted.count(host)) continue;
+      auto it = due_.find(host);
+      if (it != due_.end()) {
+        queue_.erase({it->second, host});
+        due_.erase(it);
+      }
+    }
+    for (const std::string& host : wanted)
+      if (!wanted_.count(host)) added.push_back(host);
+    wanted_ = std::move(wanted);
+  }
   for (const std::string& host : added) schedule(host, plan(host));
 }
 
@@ -177,13 +204,18 @@ void Engine::take_requests() {
     for (const std::string& h : hosts) tx.remove(StateTable::requests, h);
   });
   for (const std::string& h : hosts) {
-    if (!wanted_.count(h)) {
+    bool wanted;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      wanted = wanted_.count(h) > 0;
+      if (wanted) forced_.insert(h);
+    }
+    if (!wanted) {
       say(LogLevel::warn, "acme: renewal asked for " + domain(h) +
                               ", which is not an active portal domain: ignored");
       continue;
     }
     say(LogLevel::notice, "acme: " + domain(h) + ": renewal asked by portalctl");
-    forced_.insert(h);
     schedule(h, now());
   }
 }
@@ -191,32 +223,92 @@ void Engine::take_requests() {
 void Engine::run_once() {
   if (snapshot_->committed_txnid() != snapshot_txnid_ || wanted_.empty()) load_wanted();
   take_requests();
-  int64_t t = now();
-  while (!queue_.empty() && queue_.begin()->first <= t && !stop_) {
-    std::string host = queue_.begin()->second;
-    queue_.erase(queue_.begin());
-    due_.erase(host);
-    bool forced = forced_.erase(host) > 0;
+  for (;;) {
+    std::string host;
+    bool forced = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (queue_.empty() || queue_.begin()->first > now() || stop_) return;
+      host = queue_.begin()->second;
+      queue_.erase(queue_.begin());
+      due_.erase(host);
+      forced = forced_.erase(host) > 0;
+    }
     process(host, forced);
     if (snapshot_->committed_txnid() != snapshot_txnid_) load_wanted();
     take_requests();
-    t = now();
   }
+}
+
+bool Engine::dispatch() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  int64_t t = now();
+  bool any = false;
+  for (auto it = queue_.begin(); it != queue_.end() && it->first <= t;) {
+    if (in_flight_.count(it->second)) {  // scheduled again by its own worker: wait for it
+      ++it;
+      continue;
+    }
+    const std::string& host = it->second;
+    in_flight_.insert(host);
+    work_.emplace_back(host, forced_.erase(host) > 0);
+    due_.erase(host);
+    it = queue_.erase(it);
+    any = true;
+  }
+  if (any) work_ready_.notify_all();
+  return any;
+}
+
+void Engine::work() {
+  std::unique_ptr<Session> own;
+  try {
+    if (!fake_transport_) own = new_session();
+  } catch (const std::exception& e) {
+    say(LogLevel::error, std::string("acme: ") + e.what());
+    return;
+  }
+  t_session = own ? own.get() : main_.get();
+  for (;;) {
+    std::pair<std::string, bool> job;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      work_ready_.wait(lock, [this] { return stop_ || !work_.empty(); });
+      if (stop_) break;
+      job = std::move(work_.front());
+      work_.erase(work_.begin());
+    }
+    try {
+      process(job.first, job.second);
+    } catch (const std::exception& e) {
+      say(LogLevel::error, "acme: " + domain(job.first) + ": " + e.what());
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    in_flight_.erase(job.first);
+  }
+  t_session = nullptr;
 }
 
 void Engine::run() {
   say(LogLevel::notice, "acme: engine started (" + config_.where + "), directory \"" +
                             config_.directory_url + "\"");
+  std::vector<std::thread> workers;
+  for (int i = 0; i < config_.concurrency; i++) workers.emplace_back([this] { work(); });
   while (!stop_) {
     try {
-      run_once();
+      if (snapshot_->committed_txnid() != snapshot_txnid_ || wanted_.empty()) load_wanted();
+      take_requests();
+      dispatch();
     } catch (const std::exception& e) {
       say(LogLevel::error, std::string("acme: ") + e.what());
     }
     int64_t wait = config_.poll_ms;
-    if (!queue_.empty()) {
-      int64_t until = (queue_.begin()->first - now()) * 1000;
-      wait = std::clamp<int64_t>(until, 0, config_.poll_ms);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!queue_.empty()) {
+        int64_t until = (queue_.begin()->first - now()) * 1000;
+        wait = std::clamp<int64_t>(until, 50, config_.poll_ms);
+      }
     }
     try {
       sleep_ms(wait);
@@ -224,6 +316,8 @@ void Engine::run() {
       break;
     }
   }
+  stop();
+  for (std::thread& w : workers) w.join();
   say(LogLevel::notice, "acme: engine stopped (" + config_.where + ")");
 }
 
@@ -240,8 +334,17 @@ bool Engine::issue(const std::string& host, std::string* why) {
   return false;
 }
 
+// The account is shared by every thread; each thread's client signs with it once it is known.
 void Engine::ensure_account() {
-  if (account_ready_) return;
+  Session& s = session();
+  std::lock_guard<std::mutex> lock(account_mutex_);
+  if (!account_url_.empty()) {
+    if (s.kid != account_url_) {
+      s.client->use_account(*account_key_, account_url_);
+      s.kid = account_url_;
+    }
+    return;
+  }
   json rec;
   state_->read([&](const StateTxn& tx) {
     if (auto v = tx.get(StateTable::acme, kAccountKey)) rec = json::parse(*v, nullptr, false);
@@ -257,24 +360,27 @@ void Engine::ensure_account() {
     rec = {{"key", b64url(key_der)}, {"directory", config_.directory_url}, {"url", ""}};
     state_->write([&](StateTxn& tx) { tx.put(StateTable::acme, kAccountKey, rec.dump()); });
   }
-  account_key_ = std::make_unique<Key>(Key::from_der(key_der));
+  if (!account_key_) account_key_ = std::make_unique<Key>(Key::from_der(key_der));
   if (url.empty()) {
     AccountOptions o;
     o.contact = config_.contact;
     o.eab_kid = config_.eab_kid;
     o.eab_hmac_key = config_.eab_hmac_key;
-    url = client_->account(*account_key_, o);
+    url = s.client->account(*account_key_, o);
     rec = {{"key", b64url(key_der)}, {"directory", config_.directory_url}, {"url", url}};
     state_->write([&](StateTxn& tx) { tx.put(StateTable::acme, kAccountKey, rec.dump()); });
     say(LogLevel::notice, "acme: account " + url + " at \"" + config_.directory_url + "\"");
   } else {
-    client_->use_account(*account_key_, url);
+    s.client->use_account(*account_key_, url);
   }
-  account_ready_ = true;
+  s.kid = url;
+  account_url_ = url;
 }
 
 void Engine::forget_account() {
-  account_ready_ = false;
+  std::lock_guard<std::mutex> lock(account_mutex_);
+  if (account_url_ != session().kid) return;  // another thread registered again already
+  account_url_.clear();
   state_->write([&](StateTxn& tx) {
     auto v = tx.get(StateTable::acme, kAccountKey);
     if (!v) return;
@@ -297,8 +403,8 @@ int64_t Engine::renewal_time(const std::string& host, const CertPair& pair, Acme
   if (ari_id.empty()) return by_lifetime;
   if (t >= st.ari_next_check) {
     try {
-      if (client_->directory().renewal_info.empty()) return by_lifetime;
-      std::optional<RenewalWindow> w = client_->renewal_info(ari_id);
+      if (client().directory().renewal_info.empty()) return by_lifetime;
+      std::optional<RenewalWindow> w = client().renewal_info(ari_id);
       if (!w) return by_lifetime;
       if (w->start != st.ari_start || w->end != st.ari_end || !st.ari_end) {
         st.ari_start = w->start;
@@ -349,13 +455,16 @@ void Engine::process(const std::string& host, bool forced) {
 
   try {
     if (valid && !forced) {
-      int64_t renew_at = renewal_time(host, *pair, st);
+      // An imported certificate is the operator's: ACME takes over only in its last week.
+      int64_t renew_at = cert->source == CertSource::imported
+                             ? pair->not_after - kImportedTakeover
+                             : renewal_time(host, *pair, st);
       if (t < renew_at) {
         // Not due. Now and then, look whether the name still points here (moved: no renewal).
         AcmeStatus was = st;
         if (st.state != Lifecycle::moved) st.state = Lifecycle::active;
         if (t >= st.dns_checked + config_.dns_recheck) {
-          DnsCheckResult dns = hooks_.dns ? hooks_.dns(host) : dns_->check(host);
+          DnsCheckResult dns = check_dns(host);
           st.dns_checked = t;
           if (dns.verdict == DnsVerdict::points_here) st.state = Lifecycle::active;
           if (dns.verdict == DnsVerdict::elsewhere) st.state = Lifecycle::moved;
@@ -385,7 +494,7 @@ void Engine::process(const std::string& host, bool forced) {
 
     // The DNS pre-check: a name that does not point here is not ordered, so the CA's
     // failed-validation limits are never spent on it.
-    DnsCheckResult dns = hooks_.dns ? hooks_.dns(host) : dns_->check(host);
+    DnsCheckResult dns = check_dns(host);
     if (dns.verdict != DnsVerdict::points_here) {
       if (dns.verdict == DnsVerdict::error) {
         st.detail = "DNS pre-check: " + dns.detail;
@@ -468,7 +577,7 @@ void Engine::order(const std::string& host, AcmeStatus& st, const CertRecord* cu
   if (rec.is_object() && b64url_decode(str(rec, "key"), &key_der) && !str(rec, "url").empty()) {
     try {
       key = Key::from_der(key_der);
-      o = client_->get_order(str(rec, "url"));
+      o = client().get_order(str(rec, "url"));
       if (o.status == "invalid" || (o.status == "valid" && o.certificate.empty())) o = Order{};
       else say(LogLevel::notice, "acme: " + domain(host) + ": resuming order " + o.url);
     } catch (const AcmeError& e) {
@@ -483,7 +592,7 @@ void Engine::order(const std::string& host, AcmeStatus& st, const CertRecord* cu
                                            : Key::generate(KeyType::ecdsa);
     std::string profile;
     if (!config_.profile.empty()) {
-      const auto& listed = client_->directory().profiles;
+      const auto& listed = client().directory().profiles;
       if (std::find(listed.begin(), listed.end(), config_.profile) != listed.end()) {
         profile = config_.profile;
       } else {
@@ -493,11 +602,14 @@ void Engine::order(const std::string& host, AcmeStatus& st, const CertRecord* cu
     }
     for (int attempt = 0;; attempt++) {
       try {
-        o = client_->new_order({host}, replaces, profile);
+        o = client().new_order({host}, replaces, profile);
         break;
       } catch (const AcmeError& e) {
         if (attempt > 1) throw;
-        if (e.kind() == ErrorKind::already_replaced) {
+        if (!replaces.empty() &&
+            (e.kind() == ErrorKind::already_replaced || e.problem().is("malformed"))) {
+          // Replaced already, or a certificate this CA does not know (another CA's, or
+          // one from before a change of directory): order it as a new one.
           say(LogLevel::warn, "acme: " + domain(host) + ": " + e.what() +
                                   "; ordering without \"replaces\"");
           replaces.clear();
@@ -539,7 +651,7 @@ void Engine::order(const std::string& host, AcmeStatus& st, const CertRecord* cu
 
   // Authorizations: HTTP-01, the key authorization published for every worker to serve.
   for (const std::string& url : o.authorizations) {
-    Authorization a = client_->get_authorization(url);
+    Authorization a = client().get_authorization(url);
     if (a.status == "valid") continue;
     if (a.status != "pending") {
       throw AcmeError(ErrorKind::invalid, "authorization " + url + " is \"" + a.status + "\"");
@@ -551,7 +663,7 @@ void Engine::order(const std::string& host, AcmeStatus& st, const CertRecord* cu
     }
     std::string token = ch->token;
     state_->write([&](StateTxn& tx) {
-      tx.put(StateTable::challenges, token, client_->key_authorization(token));
+      tx.put(StateTable::challenges, token, client().key_authorization(token));
     });
     struct Unpublish {
       StateStore& s;
@@ -563,9 +675,9 @@ void Engine::order(const std::string& host, AcmeStatus& st, const CertRecord* cu
         }
       }
     } unpublish{*state_, token};
-    if (ch->status == "pending") client_->respond(*ch);
+    if (ch->status == "pending") client().respond(*ch);
     int64_t delay = 100;
-    while ((a = client_->get_authorization(url)).status == "pending") wait(a.retry_after, delay);
+    while ((a = client().get_authorization(url)).status == "pending") wait(a.retry_after, delay);
     if (a.status != "valid") {
       Problem p;
       for (const Challenge& c : a.challenges)
@@ -579,18 +691,18 @@ void Engine::order(const std::string& host, AcmeStatus& st, const CertRecord* cu
   }
 
   int64_t delay = 100;
-  o = client_->get_order(o.url);
+  o = client().get_order(o.url);
   while (o.status == "pending") {
     wait(o.retry_after, delay);
-    o = client_->get_order(o.url);
+    o = client().get_order(o.url);
   }
   if (o.status == "ready") {
-    o = client_->finalize(o, make_csr(key, {host}));
+    o = client().finalize(o, make_csr(key, {host}));
   }
   delay = 100;
   while (o.status == "processing" || o.status == "ready") {
     wait(o.retry_after, delay);
-    o = client_->get_order(o.url);
+    o = client().get_order(o.url);
   }
   if (o.status != "valid" || o.certificate.empty()) {
     throw AcmeError(ErrorKind::invalid,
@@ -599,7 +711,7 @@ void Engine::order(const std::string& host, AcmeStatus& st, const CertRecord* cu
                     o.error);
   }
 
-  std::vector<std::string> chain = choose_chain(client_->download(o.certificate),
+  std::vector<std::string> chain = choose_chain(client().download(o.certificate),
                                                 config_.preferred_chain);
   CertFacts facts = cert_facts(chain.front());
   if (!key_matches(key, chain.front())) {
@@ -628,13 +740,11 @@ void Engine::order(const std::string& host, AcmeStatus& st, const CertRecord* cu
                                        : (facts.not_after - facts.not_before) / 3);
   st.detail = "certificate from " + facts.issuer_cn + " valid until " + utc(facts.not_after);
   state_->write([&](StateTxn& tx) {
+    // Only the new pair: one of another key type (an older portal_acme_key_type, or one
+    // imported) would be served without anybody renewing it.
     CertRecord r;
-    if (auto existing = tx.get_cert(host)) r = std::move(*existing);
     r.source = CertSource::acme;
     r.updated = now();
-    r.pairs.erase(std::remove_if(r.pairs.begin(), r.pairs.end(),
-                                 [&](const CertPair& p) { return p.type == pair.type; }),
-                  r.pairs.end());
     r.pairs.push_back(pair);
     tx.put_cert(host, std::move(r));
     tx.remove(StateTable::orders, host);

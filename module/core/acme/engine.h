@@ -60,6 +60,7 @@ struct EngineConfig {
   std::string eab_kid, eab_hmac_key;       // external account binding (raw HMAC key)
   std::string where;                       // "nginx worker", "portalctl acme run"
   int64_t dns_recheck = 3600;              // seconds between DNS looks at a certified name
+  int concurrency = 4;                     // orders in flight at once (threads of run())
   int poll_ms = 500;                       // how often the snapshot and requests are looked at
 };
 
@@ -79,7 +80,8 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Runs until stop() (from any thread); never throws.
+  // Runs until stop() (from any thread), with config.concurrency threads working on orders;
+  // never throws.
   void run();
   void stop();
   bool stopping() const { return stop_.load(); }
@@ -92,6 +94,15 @@ class Engine {
 
   AcmeStatus status(const std::string& host);
 
+  // Each thread has its own HTTP connection and client; the account is shared.
+  struct Session {
+    const Engine* engine = nullptr;
+    std::unique_ptr<Transport> transport;
+    std::unique_ptr<Client> client;
+    std::unique_ptr<DnsChecker> dns;
+    std::string kid;  // the account URL this client signs with
+  };
+
  private:
   void load_wanted();
   void take_requests();
@@ -103,8 +114,14 @@ class Engine {
   void fail(const std::string& host, AcmeStatus& st, const std::string& what,
             const Problem& problem, int64_t retry_after);
   void save(const std::string& host, const AcmeStatus& st);
+  std::unique_ptr<Session> new_session();
+  Session& session();
+  Client& client() { return *session().client; }
+  DnsCheckResult check_dns(const std::string& host);
   void ensure_account();
   void forget_account();
+  void work();
+  bool dispatch();  // hands due names to the workers; false when none is due
   void sleep_ms(int64_t ms);  // throws AcmeError(cancelled) when stopping
   int64_t now() const;
   double random() const;
@@ -115,21 +132,25 @@ class Engine {
   EngineHooks hooks_;
   std::unique_ptr<SnapshotReader> snapshot_;
   std::unique_ptr<StateStore> state_;
-  std::unique_ptr<Transport> transport_;
-  std::unique_ptr<Client> client_;
+  std::unique_ptr<Session> main_;
+  bool fake_transport_ = false;
+
+  std::mutex account_mutex_;
   std::unique_ptr<Key> account_key_;
-  std::unique_ptr<DnsChecker> dns_;
-  bool account_ready_ = false;
+  std::string account_url_;
 
   uint64_t snapshot_txnid_ = 0;
   std::set<std::string> wanted_;
   std::map<std::string, int64_t> due_;
   std::set<std::pair<int64_t, std::string>> queue_;
   std::set<std::string> forced_;
+  std::set<std::string> in_flight_;
+  std::vector<std::pair<std::string, bool>> work_;  // (host, forced) for the workers
 
   std::atomic<bool> stop_{false};
-  std::mutex mutex_;
+  std::mutex mutex_;  // the schedule above; the condition variables
   std::condition_variable wake_;
+  std::condition_variable work_ready_;
 };
 
 }  // namespace portal::acme

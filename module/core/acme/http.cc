@@ -43,7 +43,17 @@ std::vector<std::string> link_targets(const HttpResponse& res, const std::string
         std::string v = params.substr(r + 4);
         if (!v.empty() && v[0] == '"') v = v.substr(1, v.find('"', 1) - 1);
         else v = v.substr(0, v.find_first_of(";, "));
-        if (v == rel) out.push_back(target);
+        // rel may list several types: rel="index alternate"
+        size_t at = 0;
+        while (at < v.size()) {
+          size_t sp = v.find(' ', at);
+          if (v.substr(at, sp == std::string::npos ? std::string::npos : sp - at) == rel) {
+            out.push_back(target);
+            break;
+          }
+          if (sp == std::string::npos) break;
+          at = sp + 1;
+        }
       }
       pos = end + 1;
     }

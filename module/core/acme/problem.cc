@@ -86,10 +86,14 @@ int64_t parse_retry_after(const std::string& value, int64_t now) {
     if (value.size() > 9) return 0;
     return now + std::stoll(value);
   }
-  struct tm tm = {};
-  const char* end = strptime(value.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  if (!end || *end) return 0;
-  return static_cast<int64_t>(timegm(&tm));
+  // IMF-fixdate, and the two obsolete forms a recipient must still accept (RFC 9110 §5.6.7)
+  for (const char* format : {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
+                             "%a %b %e %H:%M:%S %Y"}) {
+    struct tm tm = {};
+    const char* end = strptime(value.c_str(), format, &tm);
+    if (end && !*end) return static_cast<int64_t>(timegm(&tm));
+  }
+  return 0;
 }
 
 }  // namespace portal::acme

@@ -65,6 +65,7 @@ portal::acme::EngineConfig to_config(const portal_acme_conf_t* c) {
   e.dns.resolver = s(c->resolver);
   if (c->nbackoff) e.backoff.assign(c->backoff, c->backoff + c->nbackoff);
   if (c->dns_recheck > 0) e.dns_recheck = c->dns_recheck;
+  if (c->concurrency > 0) e.concurrency = c->concurrency;
   e.preferred_chain = s(c->preferred_chain);
   e.profile = s(c->profile);
   if (c->eab_kid) {

@@ -27,6 +27,7 @@ typedef struct {
     const long   *backoff;            /* seconds, after failures 1, 2, 3, 4+ */
     size_t        nbackoff;
     long          dns_recheck;        /* seconds */
+    int           concurrency;        /* orders in flight at once */
     const char   *preferred_chain;    /* NULL: the CA's default */
     const char   *profile;            /* NULL: none */
     const char   *eab_kid;            /* NULL: no external account binding */
