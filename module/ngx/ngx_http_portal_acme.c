@@ -22,6 +22,7 @@
 
 typedef struct {
     ngx_flag_t                 enable;
+    ngx_flag_t                 challenge;       /* the HTTP-01 responder */
     ngx_str_t                  directory;
     ngx_array_t               *contact;         /* of char * */
     ngx_str_t                  ca_file;
@@ -79,6 +80,13 @@ static ngx_command_t  ngx_http_portal_acme_commands[] = {
       ngx_http_portal_acme,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("portal_acme_challenge"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_portal_acme_main_conf_t, challenge),
       NULL },
 
     { ngx_string("portal_acme_directory"),
@@ -230,7 +238,7 @@ ngx_http_portal_acme_challenge_handler(ngx_http_request_t *r)
 
     amcf = ngx_http_get_module_main_conf(r, ngx_http_portal_acme_module);
 
-    if (!amcf->enable || r != r->main
+    if (!amcf->challenge || r != r->main
         || r->uri.len <= ngx_http_portal_acme_prefix.len
         || ngx_strncmp(r->uri.data, ngx_http_portal_acme_prefix.data,
                        ngx_http_portal_acme_prefix.len) != 0)
@@ -524,6 +532,7 @@ ngx_http_portal_acme_create_main_conf(ngx_conf_t *cf)
      */
 
     amcf->enable = NGX_CONF_UNSET;
+    amcf->challenge = NGX_CONF_UNSET;
     amcf->contact = NGX_CONF_UNSET_PTR;
     amcf->edge_addresses = NGX_CONF_UNSET_PTR;
     amcf->backoff = NGX_CONF_UNSET_PTR;
@@ -551,23 +560,24 @@ ngx_http_portal_acme_init_main_conf(ngx_conf_t *cf, void *conf)
     char                          err[PORTAL_ERRLEN];
 
     ngx_conf_init_value(amcf->enable, 0);
+    ngx_conf_init_value(amcf->challenge, amcf->enable);
     ngx_conf_init_ptr_value(amcf->contact, NULL);
     ngx_conf_init_ptr_value(amcf->edge_addresses, NULL);
     ngx_conf_init_ptr_value(amcf->backoff, NULL);
     ngx_conf_init_value(amcf->dns_recheck, 3600);
     ngx_conf_init_uint_value(amcf->concurrency, 4);
 
-    if (!amcf->enable) {
-        return NGX_CONF_OK;
-    }
-
     pmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_portal_module);
 
-    if (pmcf->data.data == NULL) {
+    if ((amcf->enable || amcf->challenge) && pmcf->data.data == NULL) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "\"portal_acme on\" needs \"portal_data\" in %s:%ui",
-                      amcf->file, amcf->line);
+                      "\"portal_acme\" and \"portal_acme_challenge\" need "
+                      "\"portal_data\"");
         return NGX_CONF_ERROR;
+    }
+
+    if (!amcf->enable) {
+        return NGX_CONF_OK;
     }
 
     if (amcf->directory.len == 0) {
@@ -633,7 +643,7 @@ ngx_http_portal_acme_init(ngx_conf_t *cf)
 
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_portal_acme_module);
 
-    if (!amcf->enable) {
+    if (!amcf->challenge) {
         return NGX_OK;
     }
 
