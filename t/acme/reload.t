@@ -1,0 +1,104 @@
+# The ACME engine across nginx's own life: a reload (SIGHUP) moves the engine to a new worker
+# without waiting on it; a graceful shutdown (SIGQUIT) in the middle of an order does not hang
+# on the engine's thread, and the next start finishes the order.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/../lib";
+use Test::More;
+use Time::HiRes qw(sleep time);
+use POSIX qw(WNOHANG);
+use PortalTest;
+use PortalAcme;
+
+my $t = PortalTest->new;
+my $acme = PortalAcme->new(tmp => $t->tmp);
+$t->start_upstream;
+$t->ctl_ok('init');
+
+my $dns = $acme->start_dns;
+# Pebble sleeps up to 3 s before it validates: orders stay in flight long enough to stop nginx.
+my $p = $acme->start_pebble(http_port => $t->port,
+    env => { PEBBLE_WFE_NONCEREJECT => 0, PEBBLE_VA_NOSLEEP => 0, PEBBLE_VA_SLEEPTIME => 3 });
+my $fallback = $t->make_cert('fallback.invalid', self_signed => 1);
+
+$t->write_conf(<<"EOF2", workers => 2);
+    portal_acme on;
+    portal_acme_directory $p->{url};
+    portal_acme_ca_certificate $p->{ca};
+    portal_acme_cname_target edge.portal.test;
+    portal_acme_resolver 127.0.0.1:$dns->{port};
+    portal_acme_backoff 1s 2s 4s 8s;
+
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        portal on;
+        location / { proxy_pass http://%%UPSTREAM%%; }
+    }
+    server {
+        listen 127.0.0.1:%%PORT2%% ssl;
+        ssl_certificate $fallback->{cert};
+        ssl_certificate_key $fallback->{key};
+        portal_ssl on;
+        portal on;
+        location / { proxy_pass http://%%UPSTREAM%%; }
+    }
+EOF2
+$t->start;
+
+sub wait_for(&$) {
+    my ($cond, $secs) = @_;
+    my $deadline = time + $secs;
+    until ($cond->()) {
+        return 0 if time > $deadline;
+        sleep 0.1;
+    }
+    return 1;
+}
+
+sub served {
+    my ($host) = @_;
+    my $hs = $t->tls_handshake(port => $t->port2, sni => $host, ca => $p->{roots});
+    return $hs->{ok};
+}
+
+sub engine_pids {
+    my @pids = $t->error_log =~ /(\d+)#\d+: portal: acme: this worker runs the ACME engine/g;
+    return @pids;
+}
+
+ok(wait_for(sub { engine_pids() == 1 }, 5), 'the engine runs in one worker');
+my ($first) = engine_pids();
+
+# ---- reload ----
+my @old = $t->worker_pids;
+kill 'HUP', $t->master_pid;
+ok(wait_for(sub { !grep { PortalAcme::alive($_) } @old }, 10), 'after a reload the old workers exit');
+ok(wait_for(sub { engine_pids() == 2 }, 5), 'and a new worker runs the engine');
+my ($second) = (engine_pids())[1];
+ok($second != $first && !grep({ $_ == $second } @old), "a worker of the new generation ($second)");
+
+$acme->point_here('one.portal.example', 'edge.portal.test');
+$t->ctl_ok(qw(domain add one.portal.example --brand One));
+ok(wait_for(sub { served('one.portal.example') }, 20), 'the new engine issues a certificate');
+
+# ---- graceful shutdown during an order ----
+$acme->point_here('two.portal.example', 'edge.portal.test');
+my $from = length $t->error_log;
+$t->ctl_ok(qw(domain add two.portal.example --brand Two));
+ok(wait_for(sub { substr($t->error_log, $from) =~ /"two\.portal\.example": order \S+ created/ }, 10),
+   'an order is in flight');
+my $master = $t->master_pid;
+my $t0 = time;
+kill 'QUIT', $master;
+my $gone = wait_for(sub { waitpid($master, WNOHANG) == $master }, 10);
+ok($gone, sprintf('a graceful shutdown during the order completes (%.1f s)', time - $t0));
+delete $t->{master} if $gone;
+like(substr($t->error_log, $from), qr/acme: engine stopped/, 'the engine stopped with its worker');
+
+$t->start;
+ok(wait_for(sub { served('two.portal.example') }, 20), 'the next start finishes the order')
+    or diag $t->error_log_tail(20);
+$t->stop;
+is_deeply([grep { !/SIGHUP|reconfiguring/ } $t->crash_lines], [], 'no worker crashed');
+done_testing;
