@@ -141,9 +141,20 @@ void acme_run(const Globals& g, const AcmeArgs& a) {
   waiter.join();
 }
 
+void require_active(const Globals& g, const std::string& host) {
+  portal::SnapshotStore snap(g.data_dir, false);
+  bool active = false;
+  snap.read([&](const portal::SnapshotTxn& tx) {
+    auto d = tx.get(host);
+    active = d && d->status == portal::DomainStatus::active;
+  });
+  if (!active) throw UsageError(portal::quoted(host) + " is not an active portal domain");
+}
+
 void acme_issue(const Globals& g, const AcmeArgs& a) {
   std::string host, why;
   if (!portal::host_from_input(a.host, host, &why)) throw UsageError("HOST: " + why);
+  require_active(g, host);
   portal::acme::EngineConfig c = config_of(g, a, "portalctl acme issue");
   portal::acme::EngineLock lock = take_lock(g, "portalctl acme issue");
   StderrLogger log(a.verbose);
@@ -154,15 +165,7 @@ void acme_issue(const Globals& g, const AcmeArgs& a) {
 void acme_renew(const Globals& g, const AcmeArgs& a) {
   std::string host, why;
   if (!portal::host_from_input(a.host, host, &why)) throw UsageError("HOST: " + why);
-  {
-    portal::SnapshotStore snap(g.data_dir, false);
-    bool active = false;
-    snap.read([&](const portal::SnapshotTxn& tx) {
-      auto d = tx.get(host);
-      active = d && d->status == portal::DomainStatus::active;
-    });
-    if (!active) throw UsageError(portal::quoted(host) + " is not an active portal domain");
-  }
+  require_active(g, host);
   portal::StateStore state(g.data_dir, false);
   state.write([&](portal::StateTxn& tx) {
     tx.put(portal::StateTable::requests, host, std::to_string(std::time(nullptr)));
@@ -186,7 +189,8 @@ void engine_options(CLI::App* cmd, AcmeArgs& a) {
   cmd->add_option("--backoff", a.backoff, "delays after failures 1, 2, 3, 4+ (default 1m 10m 100m 1d)")
       ->type_name("TIME")
       ->expected(1, 8);
-  cmd->add_option("--dns-recheck", a.dns_recheck, "seconds between DNS looks at certified names");
+  cmd->add_option("--dns-recheck", a.dns_recheck, "seconds between DNS looks at certified names")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--concurrency", a.concurrency, "orders in flight at once (default 4)")
       ->check(CLI::Range(1, 64));
   cmd->add_option("--preferred-chain", a.preferred_chain, "issuer common name of the chain to keep")

@@ -7,6 +7,8 @@
 #include "acme/report.h"
 #include "commands.h"
 #include "output.h"
+#include "store/snapshot.h"
+#include "store/state.h"
 
 namespace portalctl {
 
@@ -19,7 +21,10 @@ std::string cell(const nlohmann::ordered_json& j, size_t width) {
 }
 
 void status(const Globals& g) {
-  nlohmann::ordered_json r = portal::acme::status_report(g.data_dir, std::time(nullptr));
+  portal::SnapshotReader snapshot(g.data_dir);
+  portal::StateReader state(g.data_dir);
+  nlohmann::ordered_json r =
+      portal::acme::status_report(snapshot, state, g.data_dir, std::time(nullptr));
   if (g.json) {
     out(r.dump(2));
     out("\n");
@@ -28,6 +33,10 @@ void status(const Globals& g) {
   const auto& e = r["engine"];
   out("engine: " + (e["running"].get<bool>() ? "running, " + e["where"].get<std::string>()
                                                : std::string("not running")) + "\n");
+  if (!e["last_run"].is_null()) out("engine last run: " + e["last_run"].get<std::string>() + "\n");
+  const auto& o = r["orders"];
+  out("orders: " + o["valid"].dump() + " valid, " + o["invalid"].dump() + " invalid, " +
+      o["error"].dump() + " error\n");
   out("snapshot: generation " + r["snapshot"]["generation"].dump() + ", " +
       r["snapshot"]["domains"].dump() + " portal domains\n\n");
   out(cell("host", 32) + cell("state", 12) + cell("not_after", 21) + cell("days", 5) +

@@ -24,8 +24,16 @@
 #define NGX_HTTP_PORTAL_SSL_REJECT       1
 
 
+/* lookups since nginx started, in shared memory: portal_requests_total of portal_status */
+typedef struct {
+    ngx_atomic_t               hit;
+    ngx_atomic_t               miss;
+} ngx_http_portal_counters_t;
+
+
 typedef struct {
     ngx_str_t                  data;            /* portal_data, with a trailing NUL */
+    ngx_http_portal_counters_t *counters;       /* shared by all workers */
     portal_reader_t           *reader;          /* per worker, opened after fork */
     time_t                     reopen_at;
     ngx_uint_t                 cache;           /* portal_cache */

@@ -71,6 +71,7 @@ static ngx_int_t ngx_http_portal_flag_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 static char *ngx_http_portal_data(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_portal_init_zone(ngx_shm_zone_t *shm_zone, void *data);
 static char *ngx_http_portal(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_portal_ssl(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_portal_unknown_host(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -253,6 +254,7 @@ static ngx_http_variable_t  ngx_http_portal_vars[] = {
 
 
 static ngx_str_t  ngx_http_portal_header_prefix = ngx_string("x-portal-");
+static ngx_str_t  ngx_http_portal_zone_name = ngx_string("portal_counters");
 
 
 /* Finds the request's portal domain, once per request (the result outlives internal
@@ -342,6 +344,11 @@ ngx_http_portal_resolve(ngx_http_request_t *r)
 
     rc = portal_reader_lookup(reader, (char *) host, len, ngx_http_portal_alloc,
                               mr->pool, &ctx->domain, err, sizeof(err));
+
+    if (pmcf->counters && rc != PORTAL_ERROR) {
+        (void) ngx_atomic_fetch_add(rc == PORTAL_FOUND ? &pmcf->counters->hit
+                                                       : &pmcf->counters->miss, 1);
+    }
 
     switch (rc) {
 
@@ -713,7 +720,8 @@ ngx_http_portal_data(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_portal_main_conf_t *pmcf = conf;
 
-    ngx_str_t  *value;
+    ngx_str_t       *value;
+    ngx_shm_zone_t  *shm_zone;
 
     if (pmcf->data.data) {
         return "is duplicate";
@@ -737,7 +745,51 @@ ngx_http_portal_data(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    shm_zone = ngx_shared_memory_add(cf, &ngx_http_portal_zone_name, 8 * ngx_pagesize,
+                                     &ngx_http_portal_module);
+    if (shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    shm_zone->init = ngx_http_portal_init_zone;
+    shm_zone->data = pmcf;
+
     return NGX_CONF_OK;
+}
+
+
+/* The counters outlive reloads: a new cycle takes the old cycle's. */
+
+static ngx_int_t
+ngx_http_portal_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_portal_main_conf_t  *opmcf = data;
+
+    ngx_slab_pool_t              *shpool;
+    ngx_http_portal_main_conf_t  *pmcf;
+
+    pmcf = shm_zone->data;
+
+    if (opmcf) {
+        pmcf->counters = opmcf->counters;
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        pmcf->counters = shpool->data;
+        return NGX_OK;
+    }
+
+    pmcf->counters = ngx_slab_calloc(shpool, sizeof(ngx_http_portal_counters_t));
+    if (pmcf->counters == NULL) {
+        return NGX_ERROR;
+    }
+
+    shpool->data = pmcf->counters;
+
+    return NGX_OK;
 }
 
 

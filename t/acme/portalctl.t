@@ -78,7 +78,7 @@ ok($hs->{ok}, 'nginx serves the new certificate, verified against Pebble\'s root
     or diag $hs->{error};
 
 ($rc, undef, $err) = $t->ctl('acme', 'issue', 'nope.example', @engine);
-is($rc, 1, 'acme issue for a name that is no portal domain fails');
+is($rc, 2, 'acme issue for a name that is no portal domain: exit 2');
 like($err, qr/not an active portal domain/, 'and says why');
 ($rc, undef, $err) = $t->ctl('acme', 'issue', 'portal.yourwebsite.com', '--directory', $p->{url},
                              '--cname-target', 'edge.portal.test', '--key-type', 'dsa');

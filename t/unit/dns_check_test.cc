@@ -210,8 +210,22 @@ TEST_F(DnsCheck, TargetComparedWithoutCaseOrTrailingDot) {
 
 TEST_F(DnsCheck, CnameElsewhere) {
   cname("c.example", "other.example");
-  add("a", "other.example", "127.0.0.1");  // an edge address does not excuse the wrong CNAME
+  add("a", "other.example", "192.0.2.9");
   auto r = DnsChecker(config()).check("c.example");
+  EXPECT_EQ(r.verdict, DnsVerdict::elsewhere) << r.detail;
+  EXPECT_EQ(r.detail, "CNAME c.example -> other.example: A 192.0.2.9 is not an edge address");
+}
+
+// A CNAME to another name of the operator's, whose addresses are the edge's: it points here.
+TEST_F(DnsCheck, CnameToAnotherNameWithEdgeAddresses) {
+  cname("c.example", "other.example");
+  add("a", "other.example", "127.0.0.1");
+  auto r = DnsChecker(config()).check("c.example");
+  EXPECT_EQ(r.verdict, DnsVerdict::points_here) << r.detail;
+  EXPECT_EQ(r.detail, "CNAME c.example -> other.example: A 127.0.0.1 is an edge address");
+  auto c = config();
+  c.edge_addresses.clear();  // with a CNAME target only, the chain must reach it
+  r = DnsChecker(c).check("c.example");
   EXPECT_EQ(r.verdict, DnsVerdict::elsewhere) << r.detail;
   EXPECT_EQ(r.detail, "CNAME c.example -> other.example");
 }

@@ -55,6 +55,7 @@ void check_config(const EngineConfig& c) {
     std::ifstream in(c.ca_file);
     if (!in) throw std::invalid_argument("cannot read the CA certificate file \"" + c.ca_file + "\"");
   }
+  if (c.dns_recheck <= 0) throw std::invalid_argument("the DNS recheck interval must be positive");
   if (!c.eab_kid.empty() && c.eab_hmac_key.empty()) {
     throw std::invalid_argument("an external account binding needs its HMAC key");
   }

@@ -329,8 +329,12 @@ DnsCheckResult DnsChecker::Impl::check(const std::string& host) {
     }
     if (chain.size() == before) break;  // the last name has no CNAME: the chain ends there
   }
-  if (chain.size() > 1) return result(DnsVerdict::elsewhere, "CNAME " + join(chain, " -> "));
-  return check_addresses(host, deadline);
+  if (chain.size() == 1) return check_addresses(host, deadline);
+  // A chain that does not reach the target may still end at the edge's own addresses.
+  if (edges.empty()) return result(DnsVerdict::elsewhere, "CNAME " + join(chain, " -> "));
+  DnsCheckResult end = check_addresses(chain.back(), deadline);
+  end.detail = "CNAME " + join(chain, " -> ") + ": " + end.detail;
+  return end;
 }
 
 // Without a CNAME: every A and AAAA must be an edge address, and there must be one.

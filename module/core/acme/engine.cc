@@ -31,6 +31,9 @@ constexpr int64_t kDnsErrorRetry = 60;       // the resolver failed: no conclusi
 constexpr int64_t kOrderTimeout = 300;       // polling an order gives up after
 constexpr int64_t kImportedTakeover = 7 * kDay;
 constexpr const char* kAccountKey = "account";
+constexpr const char* kCountersKey = "orders";   // {"valid": n, "invalid": n, "error": n}
+constexpr const char* kEngineKey = "engine";     // {"where", "started", "last_run"}
+constexpr int64_t kHeartbeat = 30;
 
 // Pre-checks of a new name: every 2 s for a minute (the tenant is setting the CNAME right
 // now), then every minute for an hour, then every 10 minutes.
@@ -294,8 +297,11 @@ void Engine::run() {
                             config_.directory_url + "\"");
   std::vector<std::thread> workers;
   for (int i = 0; i < config_.concurrency; i++) workers.emplace_back([this] { work(); });
+  bool starting = true;
   while (!stop_) {
     try {
+      heartbeat(starting);
+      starting = false;
       if (snapshot_->committed_txnid() != snapshot_txnid_ || wanted_.empty()) load_wanted();
       take_requests();
       dispatch();
@@ -427,8 +433,25 @@ int64_t Engine::renewal_time(const std::string& host, const CertPair& pair, Acme
   return st.ari_end ? st.renew_at : by_lifetime;
 }
 
+void Engine::count(StateTxn& tx, const char* result) {
+  json c = json::object();
+  if (auto v = tx.get(StateTable::acme, kCountersKey)) c = json::parse(*v, nullptr, false);
+  if (!c.is_object()) c = json::object();
+  c[result] = c.value(result, 0) + 1;
+  tx.put(StateTable::acme, kCountersKey, c.dump());
+}
+
+void Engine::heartbeat(bool starting) {
+  int64_t t = now();
+  if (!starting && t < last_heartbeat_ + kHeartbeat) return;
+  last_heartbeat_ = t;
+  if (starting) started_ = t;
+  json j = {{"where", config_.where}, {"started", started_}, {"last_run", t}};
+  state_->write([&](StateTxn& tx) { tx.put(StateTable::acme, kEngineKey, j.dump()); });
+}
+
 void Engine::fail(const std::string& host, AcmeStatus& st, const std::string& what,
-                  const Problem& problem, int64_t retry_after) {
+                  const Problem& problem, int64_t retry_after, const char* result) {
   int64_t t = now();
   st.failures++;
   st.state = Lifecycle::failed;
@@ -438,7 +461,10 @@ void Engine::fail(const std::string& host, AcmeStatus& st, const std::string& wh
   int64_t delay = config_.backoff[i];
   delay += static_cast<int64_t>(random() * 0.1 * double(delay));  // jitter: up to +10%
   st.next_attempt = std::max(t + delay, retry_after);
-  save(host, st);
+  state_->write([&](StateTxn& tx) {
+    tx.put(StateTable::status, host, st.to_json());
+    count(tx, result);
+  });
   schedule(host, st.next_attempt);
   say(LogLevel::error, "acme: " + domain(host) + ": " + what + "; next attempt " +
                            utc(st.next_attempt) + " (failure " + std::to_string(st.failures) + ")");
@@ -477,6 +503,7 @@ void Engine::process(const std::string& host, bool forced) {
         if (st.state == Lifecycle::active) {
           st.detail = "certificate valid until " + utc(pair->not_after);
           st.next_attempt = 0;
+          st.failures = 0;  // the backoff starts over: the certificate in use is fine
         }
         st.renew_at = renew_at;
         if (st.to_json() != was.to_json()) save(host, st);
@@ -497,6 +524,9 @@ void Engine::process(const std::string& host, bool forced) {
     DnsCheckResult dns = check_dns(host);
     if (dns.verdict != DnsVerdict::points_here) {
       if (dns.verdict == DnsVerdict::error) {
+        if (st.detail != "DNS pre-check: " + dns.detail) {
+          say(LogLevel::warn, "acme: " + domain(host) + ": DNS pre-check: " + dns.detail);
+        }
         st.detail = "DNS pre-check: " + dns.detail;
         st.next_attempt = t + kDnsErrorRetry;
         if (!valid && st.state != Lifecycle::failed) st.state = Lifecycle::pending_dns;
@@ -522,9 +552,10 @@ void Engine::process(const std::string& host, bool forced) {
       schedule(host, t);
       return;
     }
-    fail(host, st, e.what(), e.problem(), e.retry_after());
+    fail(host, st, e.what(), e.problem(), e.retry_after(),
+         e.kind() == ErrorKind::invalid ? "invalid" : "error");
   } catch (const std::exception& e) {
-    fail(host, st, e.what(), Problem{}, 0);
+    fail(host, st, e.what(), Problem{}, 0, "error");
   }
 }
 
@@ -544,9 +575,7 @@ std::vector<std::string> choose_chain(const std::vector<std::string>& pems,
   }
   if (!preferred.empty()) {
     for (const auto& chain : chains) {
-      for (const std::string& der : chain) {
-        if (cert_facts(der).issuer_cn == preferred) return chain;
-      }
+      if (cert_facts(chain.back()).issuer_cn == preferred) return chain;
     }
   }
   return chains.front();
@@ -749,6 +778,7 @@ void Engine::order(const std::string& host, AcmeStatus& st, const CertRecord* cu
     tx.put_cert(host, std::move(r));
     tx.remove(StateTable::orders, host);
     tx.put(StateTable::status, host, st.to_json());
+    count(tx, "valid");
   });
   say(LogLevel::notice, "acme: " + domain(host) + ": certificate issued by \"" + facts.issuer_cn +
                             "\", valid until " + utc(facts.not_after) + " (order " + o.url + ")");

@@ -31,6 +31,7 @@
 namespace portal {
 class SnapshotReader;
 class StateStore;
+class StateTxn;
 }  // namespace portal
 
 namespace portal::acme {
@@ -112,7 +113,9 @@ class Engine {
   void order(const std::string& host, AcmeStatus& st, const CertRecord* current);
   int64_t renewal_time(const std::string& host, const CertPair& pair, AcmeStatus& st);
   void fail(const std::string& host, AcmeStatus& st, const std::string& what,
-            const Problem& problem, int64_t retry_after);
+            const Problem& problem, int64_t retry_after, const char* result);
+  void count(StateTxn& tx, const char* result);  // portal_acme_orders_total
+  void heartbeat(bool starting);                  // the engine's "last run", for status
   void save(const std::string& host, const AcmeStatus& st);
   std::unique_ptr<Session> new_session();
   Session& session();
@@ -140,6 +143,7 @@ class Engine {
   std::string account_url_;
 
   uint64_t snapshot_txnid_ = 0;
+  int64_t started_ = 0, last_heartbeat_ = 0;
   std::set<std::string> wanted_;
   std::map<std::string, int64_t> due_;
   std::set<std::pair<int64_t, std::string>> queue_;

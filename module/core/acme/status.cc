@@ -47,7 +47,7 @@ std::string AcmeStatus::to_json() const {
             {"dns_checked", dns_checked},
             {"order", order_url}};
   if (!problem.empty()) j["problem"] = problem.to_json();
-  if (ari_end) {
+  if (ari_end || ari_next_check) {
     j["ari"] = {{"start", ari_start}, {"end", ari_end}, {"next_check", ari_next_check}};
   }
   return j.dump();

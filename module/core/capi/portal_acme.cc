@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -18,6 +19,8 @@
 #include "../acme/crypto.h"
 #include "../acme/engine.h"
 #include "../acme/lock.h"
+#include "../acme/report.h"
+#include "../store/snapshot.h"
 #include "../store/state.h"
 
 namespace {
@@ -64,7 +67,7 @@ portal::acme::EngineConfig to_config(const portal_acme_conf_t* c) {
   for (size_t i = 0; i < c->nedge_addresses; i++) e.dns.edge_addresses.emplace_back(c->edge_addresses[i]);
   e.dns.resolver = s(c->resolver);
   if (c->nbackoff) e.backoff.assign(c->backoff, c->backoff + c->nbackoff);
-  if (c->dns_recheck > 0) e.dns_recheck = c->dns_recheck;
+  e.dns_recheck = c->dns_recheck;
   if (c->concurrency > 0) e.concurrency = c->concurrency;
   e.preferred_chain = s(c->preferred_chain);
   e.profile = s(c->profile);
@@ -83,6 +86,13 @@ struct portal_acme_s {
   std::unique_ptr<portal::acme::Engine> engine;
   std::optional<portal::acme::EngineLock> lock;
   std::thread thread;
+};
+
+struct portal_status_s {
+  explicit portal_status_s(const std::string& dir) : dir(dir), snapshot(dir), state(dir) {}
+  std::string dir;
+  portal::SnapshotReader snapshot;
+  portal::StateReader state;
 };
 
 struct portal_state_s {
@@ -205,6 +215,53 @@ portal_rc_t portal_acme_challenge(portal_state_t* s, const char* token, size_t l
     set_err(err, errlen, "unknown error");
   }
   return PORTAL_ERROR;
+}
+
+portal_status_t* portal_status_open(const char* dir, char* err, size_t errlen) noexcept {
+  try {
+    return new portal_status_s(dir);
+  } catch (const std::exception& e) {
+    set_err(err, errlen, e.what());
+  } catch (...) {
+    set_err(err, errlen, "unknown error");
+  }
+  return nullptr;
+}
+
+void portal_status_close(portal_status_t* s) noexcept { delete s; }
+
+int portal_status_render(portal_status_t* s, int prometheus, const unsigned long long* requests,
+                         portal_alloc_pt alloc, void* alloc_ctx, portal_str_t* out, char* err,
+                         size_t errlen) noexcept {
+  try {
+    nlohmann::ordered_json r =
+        portal::acme::status_report(s->snapshot, s->state, s->dir, std::time(nullptr));
+    std::string text;
+    if (prometheus) {
+      portal::acme::RequestCounts counts;
+      if (requests) {
+        counts.hit = requests[0];
+        counts.miss = requests[1];
+      }
+      text = portal::acme::status_prometheus(r, requests ? &counts : nullptr);
+    } else {
+      text = r.dump(2) + "\n";
+    }
+    char* p = static_cast<char*>(alloc(alloc_ctx, text.size()));
+    if (!p) {
+      set_err(err, errlen, "out of memory");
+      return -1;
+    }
+    std::memcpy(p, text.data(), text.size());
+    out->data = p;
+    out->len = text.size();
+    return 0;
+  } catch (const std::exception& e) {
+    set_err(err, errlen, e.what());
+  } catch (...) {
+    set_err(err, errlen, "unknown error");
+  }
+  return -1;
 }
 
 }  // extern "C"

@@ -80,6 +80,20 @@ portal_rc_t portal_acme_challenge(portal_state_t *s, const char *token, size_t l
     portal_alloc_pt alloc, void *alloc_ctx, portal_str_t *out, char *err, size_t errlen)
     PORTAL_NOEXCEPT;
 
+/* portal_status: readers of the snapshot and the state store for one worker (after fork). */
+typedef struct portal_status_s  portal_status_t;
+
+portal_status_t *portal_status_open(const char *dir, char *err, size_t errlen)
+    PORTAL_NOEXCEPT;
+void portal_status_close(portal_status_t *s) PORTAL_NOEXCEPT;
+
+/* The status of every portal domain, the engine and the snapshot: JSON, or with prometheus
+ * set the Prometheus text (with the request counts when requests is set). Copied through
+ * alloc; 0 ok, -1 and err. */
+int portal_status_render(portal_status_t *s, int prometheus, const unsigned long long *requests,
+    portal_alloc_pt alloc, void *alloc_ctx, portal_str_t *out, char *err, size_t errlen)
+    PORTAL_NOEXCEPT;
+
 #ifdef __cplusplus
 }
 #endif

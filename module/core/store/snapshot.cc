@@ -126,6 +126,15 @@ uint64_t SnapshotReader::generation() {
   return read_generation(txn_, meta_);
 }
 
+size_t SnapshotReader::count() {
+  begin();
+  struct Reset {
+    lmdb::Txn& txn;
+    ~Reset() { txn.reset(); }
+  } reset{txn_};
+  return SnapshotTxn(txn_, domains_, meta_).count();
+}
+
 void SnapshotReader::for_each(
     const std::function<void(std::string_view, const DomainView&)>& fn) {
   begin();

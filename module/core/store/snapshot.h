@@ -105,6 +105,7 @@ class SnapshotReader {
   }
 
   uint64_t generation();
+  size_t count();
   // Visits every well-formed record in hostname order inside one read transaction (the ACME
   // engine's list of wanted names); nothing fn sees may be kept after it returns.
   void for_each(const std::function<void(std::string_view host, const DomainView&)>& fn);
