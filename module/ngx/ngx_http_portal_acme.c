@@ -79,12 +79,12 @@ static ngx_command_t  ngx_http_portal_acme_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
       ngx_http_portal_acme,
       NGX_HTTP_MAIN_CONF_OFFSET,
-      0,
+      offsetof(ngx_http_portal_acme_main_conf_t, enable),
       NULL },
 
     { ngx_string("portal_acme_challenge"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
-      ngx_conf_set_flag_slot,
+      ngx_http_portal_acme,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_portal_acme_main_conf_t, challenge),
       NULL },
@@ -274,6 +274,12 @@ ngx_http_portal_acme_challenge_handler(ngx_http_request_t *r)
     if (rc != PORTAL_FOUND) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "portal: acme challenge: %s", err);
+
+        /* start afresh: the next request opens the state store again */
+        portal_state_close(amcf->state);
+        amcf->state = NULL;
+        amcf->state_reopen_at = 0;
+
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -362,6 +368,19 @@ ngx_http_portal_acme_tick(ngx_event_t *ev)
     ngx_http_portal_acme_main_conf_t  *amcf = ev->data;
     char                               err[PORTAL_ERRLEN];
 
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        /* a graceful shutdown may take long (open connections): the engine stops now, so
+         * that the lock goes to the new generation of workers at once */
+        rc = portal_acme_wind_down(amcf->acme);
+        portal_acme_drain_log(amcf->acme, ngx_http_portal_acme_log, ev->log);
+
+        if (!rc) {
+            ngx_add_timer(ev, NGX_HTTP_PORTAL_ACME_TICK);
+        }
+
+        return;
+    }
+
     if (!amcf->running && amcf->ticks++ % NGX_HTTP_PORTAL_ACME_LOCK_TICKS == 0) {
         rc = portal_acme_try_start(amcf->acme, err, sizeof(err));
 
@@ -376,10 +395,6 @@ ngx_http_portal_acme_tick(ngx_event_t *ev)
     }
 
     portal_acme_drain_log(amcf->acme, ngx_http_portal_acme_log, ev->log);
-
-    if (ngx_exiting || ngx_quit || ngx_terminate) {
-        return;
-    }
 
     ngx_add_timer(ev, NGX_HTTP_PORTAL_ACME_TICK);
 }
@@ -397,8 +412,10 @@ ngx_http_portal_acme(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return rv;
     }
 
-    amcf->file = cf->conf_file->file.name.data;
-    amcf->line = cf->conf_file->line;
+    if (amcf->file == NULL || cmd->offset == offsetof(ngx_http_portal_acme_main_conf_t, enable)) {
+        amcf->file = cf->conf_file->file.name.data;
+        amcf->line = cf->conf_file->line;
+    }
 
     return NGX_CONF_OK;
 }
@@ -569,11 +586,27 @@ ngx_http_portal_acme_init_main_conf(ngx_conf_t *cf, void *conf)
 
     pmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_portal_module);
 
-    if ((amcf->enable || amcf->challenge) && pmcf->data.data == NULL) {
+    if (!amcf->enable && !amcf->challenge) {
+        return NGX_CONF_OK;
+    }
+
+    if (pmcf->data.data == NULL) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "\"portal_acme\" and \"portal_acme_challenge\" need "
-                      "\"portal_data\"");
+                      "\"%s\" needs \"portal_data\" in %s:%ui",
+                      amcf->enable ? "portal_acme on" : "portal_acme_challenge on",
+                      amcf->file, amcf->line);
         return NGX_CONF_ERROR;
+    }
+
+    /* the responder reads the state store, the engine writes it: nginx -t looks at it as a
+     * worker would */
+
+    if (!pmcf->state_checked) {
+        if (ngx_http_portal_check_store(cf, pmcf, "state") != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        pmcf->state_checked = 1;
     }
 
     if (!amcf->enable) {
@@ -591,16 +624,6 @@ ngx_http_portal_acme_init_main_conf(ngx_conf_t *cf, void *conf)
         && ngx_conf_full_name(cf->cycle, &amcf->ca_file, 1) != NGX_OK)
     {
         return NGX_CONF_ERROR;
-    }
-
-    /* the engine writes the state store: nginx -t looks at it as a worker would */
-
-    if (!pmcf->state_checked) {
-        if (ngx_http_portal_check_store(cf, pmcf, "state") != NGX_OK) {
-            return NGX_CONF_ERROR;
-        }
-
-        pmcf->state_checked = 1;
     }
 
     c = &amcf->conf;

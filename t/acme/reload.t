@@ -8,6 +8,7 @@ use lib "$FindBin::Bin/../lib";
 use Test::More;
 use Time::HiRes qw(sleep time);
 use POSIX qw(WNOHANG);
+use IO::Socket::INET;
 use PortalTest;
 use PortalAcme;
 
@@ -71,10 +72,21 @@ ok(wait_for(sub { engine_pids() == 1 }, 5), 'the engine runs in one worker');
 my ($first) = engine_pids();
 
 # ---- reload ----
+# A client in the middle of its request headers keeps an old worker shutting down for a
+# while: the engine must not wait for it.
 my @old = $t->worker_pids;
+my @slow = map {
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $t->port) or die $!;
+    print $s "GET / HTTP/1.1\r\nHost: slow.example\r\n";
+    $s;
+} 1 .. 4;
+sleep 0.3;
 kill 'HUP', $t->master_pid;
-ok(wait_for(sub { !grep { PortalAcme::alive($_) } @old }, 10), 'after a reload the old workers exit');
-ok(wait_for(sub { engine_pids() == 2 }, 5), 'and a new worker runs the engine');
+ok(wait_for(sub { engine_pids() == 2 }, 5),
+   'after a reload a new worker runs the engine, while an old one still serves a slow client');
+ok((grep { PortalAcme::alive($_) } @old), 'an old worker is indeed still there');
+close $_ for @slow;
+ok(wait_for(sub { !grep { PortalAcme::alive($_) } @old }, 10), 'the old workers exit');
 my ($second) = (engine_pids())[1];
 ok($second != $first && !grep({ $_ == $second } @old), "a worker of the new generation ($second)");
 

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -86,6 +87,7 @@ struct portal_acme_s {
   std::unique_ptr<portal::acme::Engine> engine;
   std::optional<portal::acme::EngineLock> lock;
   std::thread thread;
+  std::atomic<bool> ended{false};
 };
 
 struct portal_status_s {
@@ -143,7 +145,10 @@ int portal_acme_try_start(portal_acme_t* a, char* err, size_t errlen) noexcept {
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     try {
-      a->thread = std::thread([a] { a->engine->run(); });
+      a->thread = std::thread([a] {
+        a->engine->run();
+        a->ended = true;
+      });
     } catch (...) {
       pthread_sigmask(SIG_SETMASK, &old, nullptr);
       a->lock.reset();
@@ -157,6 +162,20 @@ int portal_acme_try_start(portal_acme_t* a, char* err, size_t errlen) noexcept {
     set_err(err, errlen, "unknown error");
   }
   return -1;
+}
+
+int portal_acme_wind_down(portal_acme_t* a) noexcept {
+  try {
+    a->engine->stop();
+    if (a->thread.joinable()) {
+      if (!a->ended) return 0;
+      a->thread.join();
+    }
+    a->lock.reset();
+    return 1;
+  } catch (...) {
+  }
+  return 0;
 }
 
 void portal_acme_drain_log(portal_acme_t* a, portal_log_pt fn, void* ctx) noexcept {

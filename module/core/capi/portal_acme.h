@@ -60,6 +60,11 @@ portal_acme_t *portal_acme_create(const portal_acme_conf_t *conf, const char *wh
  * 1 running, 0 another process holds the lock, -1 error (err). */
 int portal_acme_try_start(portal_acme_t *a, char *err, size_t errlen) PORTAL_NOEXCEPT;
 
+/* Asks the engine to stop without waiting (a worker that is shutting down gracefully): 1
+ * once its thread has ended, its lock is released and the next engine may start elsewhere;
+ * 0 while it is still winding down. Call again until 1. */
+int portal_acme_wind_down(portal_acme_t *a) PORTAL_NOEXCEPT;
+
 /* Hands the queued log lines to fn, on the caller's thread. */
 void portal_acme_drain_log(portal_acme_t *a, portal_log_pt fn, void *ctx) PORTAL_NOEXCEPT;
 
