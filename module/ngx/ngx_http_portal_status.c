@@ -190,8 +190,12 @@ ngx_http_portal_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "needs \"portal_data\" before it in the http block";
     }
 
-    if (ngx_http_portal_check_store(cf, pmcf, "state") != NGX_OK) {
-        return NGX_CONF_ERROR;
+    if (!pmcf->state_checked) {
+        if (ngx_http_portal_check_store(cf, pmcf, "state") != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        pmcf->state_checked = 1;
     }
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
