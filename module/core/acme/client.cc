@@ -28,6 +28,15 @@ json parse_object(const HttpRequest& req, const HttpResponse& res) {
 
 int64_t wall_clock() { return static_cast<int64_t>(time(nullptr)); }
 
+// A URL the CA hands over in a header (Location, Link): printable ASCII, http(s). Anything else
+// would end up in a signed JWS header.
+std::string checked_url(const std::string& url, const std::string& what) {
+  bool ok = url.rfind("https://", 0) == 0 || url.rfind("http://", 0) == 0;
+  for (unsigned char c : url) ok = ok && c > 0x20 && c < 0x7f;
+  if (!ok) throw AcmeError(ErrorKind::transient, what + ": the CA sent a malformed URL");
+  return url;
+}
+
 // RFC 3339 as ACME writes it: 2026-11-26T20:11:58Z, with optional fraction and offset.
 bool parse_rfc3339(const std::string& s, int64_t* out) {
   struct tm tm = {};
@@ -145,7 +154,13 @@ HttpResponse Client::post(const std::string& url, const std::string& payload, bo
     json header = {{"alg", key_->jws_alg()}, {"nonce", take_nonce()}, {"url", url}};
     if (use_jwk) header["jwk"] = json::parse(key_->jwk());
     else header["kid"] = kid_;
-    HttpRequest req{"POST", url, jws_sign(*key_, header.dump(), payload), "application/jose+json"};
+    std::string protected_json;
+    try {
+      protected_json = header.dump();
+    } catch (const nlohmann::json::exception&) {
+      throw AcmeError(ErrorKind::transient, "POST: the CA sent a URL that is not UTF-8");
+    }
+    HttpRequest req{"POST", url, jws_sign(*key_, protected_json, payload), "application/jose+json"};
     HttpResponse res;
     try {
       res = transport_.send(req);
@@ -187,6 +202,7 @@ std::string Client::account(const Key& key, const AccountOptions& options) {
   if (url.empty()) {
     throw AcmeError(ErrorKind::transient, "POST " + d.new_account + ": no account Location");
   }
+  url = checked_url(url, "POST " + d.new_account);
   kid_ = url;
   return url;
 }
@@ -228,6 +244,7 @@ Order Client::new_order(const std::vector<std::string>& names, const std::string
   HttpResponse res = post(d.new_order, payload.dump());
   std::string url = res.header("location");
   if (url.empty()) throw AcmeError(ErrorKind::transient, "POST " + d.new_order + ": no order Location");
+  url = checked_url(url, "POST " + d.new_order);
   return order_from(HttpRequest{"POST", d.new_order, "", ""}, res, url, now_());
 }
 
@@ -286,8 +303,8 @@ std::vector<std::string> Client::download(const std::string& certificate_url) {
   std::vector<std::string> chains{res.body};
   for (const std::string& alt : link_targets(res, "alternate")) {
     try {
-      chains.push_back(post(alt, "").body);
-    } catch (const AcmeError&) {
+      chains.push_back(post(checked_url(alt, "POST " + certificate_url), "").body);
+    } catch (const std::exception&) {
       // an alternate chain that cannot be fetched is not a reason to lose the default one
     }
   }

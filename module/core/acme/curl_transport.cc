@@ -11,8 +11,12 @@ namespace {
 
 std::once_flag curl_init_once;
 
+constexpr size_t kMaxBody = size_t(1) << 20;  // no ACME response comes near it
+
 size_t on_body(char* data, size_t size, size_t n, void* userdata) {
-  static_cast<std::string*>(userdata)->append(data, size * n);
+  auto* body = static_cast<std::string*>(userdata);
+  if (body->size() + size * n > kMaxBody) return 0;  // aborts the transfer
+  body->append(data, size * n);
   return size * n;
 }
 

@@ -51,6 +51,18 @@ nlohmann::json Problem::to_json() const {
   return j;
 }
 
+Problem Problem::from_json_flat(const nlohmann::json& j) {
+  Problem p;
+  if (!j.is_object()) return p;
+  p.type = str(j, "type");
+  p.detail = str(j, "detail");
+  auto st = j.find("status");
+  if (st != j.end() && st->is_number_integer()) p.status = st->get<long>();
+  auto id = j.find("identifier");
+  if (id != j.end() && id->is_object()) p.identifier = str(*id, "value");
+  return p;
+}
+
 Problem Problem::from_json(const nlohmann::json& j) {
   Problem p;
   if (!j.is_object()) return p;
@@ -60,9 +72,14 @@ Problem Problem::from_json(const nlohmann::json& j) {
   if (st != j.end() && st->is_number_integer()) p.status = st->get<long>();
   auto id = j.find("identifier");
   if (id != j.end() && id->is_object()) p.identifier = str(*id, "value");
+  // Subproblems are one level deep (RFC 8555 §6.7.1): deeper ones are ignored, so that a
+  // hostile document cannot recurse without end.
   auto subs = j.find("subproblems");
   if (subs != j.end() && subs->is_array()) {
-    for (const auto& s : *subs) p.subproblems.push_back(from_json(s));
+    for (const auto& s : *subs) {
+      Problem sub = from_json_flat(s);
+      p.subproblems.push_back(std::move(sub));
+    }
   }
   return p;
 }

@@ -29,6 +29,8 @@ struct Problem {
   nlohmann::json to_json() const;
   // Lenient: missing or mistyped members are left empty; never throws.
   static Problem from_json(const nlohmann::json& j);
+  // The same without subproblems.
+  static Problem from_json_flat(const nlohmann::json& j);
 };
 
 enum class ErrorKind {
