@@ -43,7 +43,30 @@ sub run_ctl {
         POSIX::_exit(127);
     }
     waitpid $pid, 0;
-    return ($? >> 8, slurp("$tmp/stdout"), slurp("$tmp/stderr"));
+    my $status = $? >> 8;
+    _check_sanitizer_output("$tmp/stderr");
+    return ($status, slurp("$tmp/stdout"), slurp("$tmp/stderr"));
+}
+
+# The sanitizer run (scripts/test --asan): ASan writes its reports to its log_path, but gcc's
+# UBSan prints to stderr; any report there fails the test file (exit status, at END) and is
+# copied into PORTAL_CHECK_REPORTS.
+my $reports = 0;
+sub _check_sanitizer_output {
+    my ($file) = @_;
+    my $text = slurp($file) // return;
+    return unless $text =~ /: runtime error: |ERROR: (?:Address|Leak|UndefinedBehavior)Sanitizer/;
+    $reports++;
+    print STDERR "# $0: sanitizer report from portalctl:\n", map { "#   $_\n" } split /\n/, $text;
+    if (my $dir = $ENV{PORTAL_CHECK_REPORTS}) {
+        (my $name = $0) =~ s{.*?\bt/}{};
+        $name =~ s{[^\w.-]+}{_}g;
+        spew("$dir/$name.portalctl-stderr-$reports", $text) if -d $dir;
+    }
+}
+
+END {
+    $? ||= 1 if $reports;
 }
 
 1;

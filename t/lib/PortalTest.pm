@@ -7,6 +7,20 @@ package PortalTest;
 #
 # Environment: PORTAL_MODULE (default build/ngx_http_portal_module.so), PORTALCTL (default
 # build/portalctl), NGINX (default /usr/sbin/nginx); relative paths are from the repo root.
+#
+# Checked runs (scripts/test --asan, --valgrind), for every nginx a test runs (nginx -t too):
+#   PORTAL_NGINX_PRELOAD=LIBS    nginx runs with LD_PRELOAD=LIBS (the ASan runtime, for a
+#                                module built with PORTAL_SANITIZE=ON); ASan and UBSan write
+#                                their reports to TMP/sanitizer/ (leak detection off: nginx
+#                                leaves its memory to exit by design).
+#   PORTAL_NGINX_VALGRIND=1      nginx (master and workers: valgrind follows fork) runs under
+#                                valgrind memcheck with t/valgrind.supp; logs in TMP/valgrind/;
+#                                PORTAL_VALGRIND_OPTS adds options (--track-origins=yes...).
+#   PORTAL_CHECK_REPORTS=DIR     where a copy of every report goes (named after the test).
+# A report (a sanitizer log, a valgrind error) fails the test file: its exit status, at END.
+# gcc's UBSan runtime, next to ASan's, ignores log_path and prints to stderr: so in the
+# sanitizer run, what a command run here printed, nginx's error.log (its stderr) and every
+# other file in TMP are searched for sanitizer reports too.
 
 use strict;
 use warnings;
@@ -23,6 +37,11 @@ our $ROOT = abs_path(dirname(__FILE__) . '/../..');
 
 # Anything a test starts is gone after this many seconds, whatever happens to the test.
 use constant LIFETIME => 300;
+
+# nginx under valgrind is 10 to 50 times slower: the time limits of starting, stopping and
+# the clients here are multiplied by SLOW.
+use constant VALGRIND => !!$ENV{PORTAL_NGINX_VALGRIND};
+use constant SLOW => VALGRIND ? 12 : 1;
 
 my @instances;
 
@@ -52,6 +71,10 @@ sub new {
     my $tmp = tempdir('portal-t-XXXXXX', TMPDIR => 1, CLEANUP => 1);
     chmod 0755, $tmp or die "chmod $tmp: $!";    # the worker user walks through it
     $self->{tmp} = $tmp;
+    for my $dir (grep { defined } $self->_report_dir) {
+        mkdir $dir or die "mkdir $dir: $!";
+        chmod 01777, $dir or die "chmod $dir: $!";    # workers write there too
+    }
     for (my $dir = dirname($tmp); $> == 0 && $dir ne "/"; $dir = dirname($dir)) {
         (stat $dir)[2] & 01 or die "$dir is closed to nginx's worker user: set TMPDIR to "
             . "a directory that everyone may enter (such as /tmp)\n";
@@ -106,12 +129,15 @@ sub free_port {
 
 # ---- processes ----------------------------------------------------------------------------
 
-# Runs a command; returns (exit status, stdout, stderr).
+# Runs a command; returns (exit status, stdout, stderr). A hash first in CMD: environment
+# variables to add.
 sub run {
     my ($self, @cmd) = @_;
+    my %env = ref $cmd[0] eq 'HASH' ? %{ shift @cmd } : ();
     my ($out, $err) = ("$self->{tmp}/run.out", "$self->{tmp}/run.err");
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
+        $ENV{$_} = $env{$_} for keys %env;
         open STDIN, '<', '/dev/null';
         open STDOUT, '>', $out or POSIX::_exit(126);
         open STDERR, '>', $err or POSIX::_exit(126);
@@ -120,6 +146,7 @@ sub run {
     }
     waitpid $pid, 0;
     my $rc = $? & 127 ? 128 + ($? & 127) : $? >> 8;
+    $self->_keep_sanitizer_output($_, $cmd[0]) for $out, $err;
     return ($rc, slurp($out), slurp($err));
 }
 
@@ -301,8 +328,35 @@ sub conf_line {
 sub nginx_t {
     my ($self) = @_;
     my ($rc, $out, $err) =
-        $self->run($self->{nginx}, '-t', '-p', "$self->{tmp}/", '-c', $self->{conf_file});
+        $self->run($self->_nginx_command('-t', '-p', "$self->{tmp}/", '-c', $self->{conf_file}));
+    if (VALGRIND) {    # valgrind's own lines (when it does not write to its log) are not nginx's
+        $_ = join '', grep { !/^==\d+==/ } split /^/m, $_ for $out, $err;
+    }
     return ($rc, $out . $err);
+}
+
+# ({ environment }, command) that runs nginx ARGS: Debian's nginx, or the same under valgrind
+# or with the sanitizer runtime preloaded (see the top of this file).
+sub _nginx_command {
+    my ($self, @args) = @_;
+    my $tmp = $self->{tmp};
+    my %env;
+    my @cmd = ($self->{nginx}, @args);
+    if (my $preload = $ENV{PORTAL_NGINX_PRELOAD}) {
+        my $dir = "$tmp/sanitizer";
+        %env = (
+            LD_PRELOAD => $preload,
+            ASAN_OPTIONS => "detect_leaks=0:abort_on_error=1:log_path=$dir/asan",
+            UBSAN_OPTIONS => "print_stacktrace=1:halt_on_error=1:log_path=$dir/ubsan",
+        );
+    }
+    if (VALGRIND) {
+        @cmd = ('valgrind', '--tool=memcheck', '--error-exitcode=99', '--leak-check=no',
+            '--num-callers=40', "--suppressions=$ROOT/t/valgrind.supp",
+            '--gen-suppressions=all', "--log-file=$tmp/valgrind/%p.log",
+            split(' ', $ENV{PORTAL_VALGRIND_OPTS} // ''), @cmd);
+    }
+    return (\%env, @cmd);
 }
 
 # Starts nginx (master and workers) on the written configuration and waits until it answers.
@@ -312,17 +366,19 @@ sub start {
     my $tmp = $self->{tmp};
     unlink "$tmp/nginx.pid";
 
+    my ($env, @cmd) = $self->_nginx_command('-p', "$tmp/", '-c', $self->{conf_file});
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
+        $ENV{$_} = $env->{$_} for keys %$env;
         open STDIN, '<', '/dev/null';
         open STDOUT, '>>', "$tmp/nginx.out";
         open STDERR, '>&', \*STDOUT;
-        { no warnings 'exec'; exec $self->{nginx}, '-p', "$tmp/", '-c', $self->{conf_file}; }
+        { no warnings 'exec'; exec { $cmd[0] } @cmd; }
         POSIX::_exit(127);
     }
     $self->{master} = $pid;
 
-    my $deadline = time + 10;
+    my $deadline = time + 10 * SLOW;
     while (time < $deadline) {
         if (waitpid($pid, WNOHANG) == $pid) {
             delete $self->{master};
@@ -339,7 +395,7 @@ sub start {
         sleep 0.02;
     }
     $self->stop;
-    die "nginx did not start in 10 s\n" . $self->error_log_tail;
+    die "nginx did not start in " . 10 * SLOW . " s\n" . $self->error_log_tail;
 }
 
 # Stops the nginx this object started: TERM to its master, and waits for it.
@@ -347,7 +403,7 @@ sub stop {
     my ($self) = @_;
     my $pid = delete $self->{master} or return;
     kill 'TERM', $pid;
-    my $deadline = time + 10;
+    my $deadline = time + 10 * SLOW;
     while (time < $deadline) {
         return 1 if waitpid($pid, WNOHANG) == $pid;
         sleep 0.02;
@@ -398,7 +454,7 @@ sub raw {
     my ($self, $bytes, %opt) = @_;
     my $s = IO::Socket::INET->new(
         PeerAddr => '127.0.0.1', PeerPort => $opt{port} // $self->{port}, Proto => 'tcp',
-        Timeout => 5) or die "connect 127.0.0.1:$self->{port}: $!";
+        Timeout => 5 * SLOW) or die "connect 127.0.0.1:$self->{port}: $!";
     while (length $bytes) {
         my $n = syswrite($s, $bytes);
         last unless $n;    # nginx may close early on a bad request: read what it said
@@ -407,7 +463,7 @@ sub raw {
 
     my $buf = '';
     my $sel = IO::Select->new($s);
-    my $deadline = time + ($opt{timeout} // 10);
+    my $deadline = time + ($opt{timeout} // 10 * SLOW);
     while (time < $deadline) {
         last if _complete($buf);
         last unless $sel->can_read($deadline - time);
@@ -636,7 +692,7 @@ sub tls_handshake {
     require IO::Socket::SSL;
     my $sni = $opt{sni};
     my $s = IO::Socket::SSL->new(
-        PeerAddr => '127.0.0.1', PeerPort => $opt{port} // $self->{port}, Timeout => 5,
+        PeerAddr => '127.0.0.1', PeerPort => $opt{port} // $self->{port}, Timeout => 5 * SLOW,
         SSL_hostname => (defined $sni ? $sni : ''),
         SSL_verify_mode => $opt{ca} ? IO::Socket::SSL::SSL_VERIFY_PEER()
                                     : IO::Socket::SSL::SSL_VERIFY_NONE(),
@@ -670,7 +726,7 @@ sub tls_handshake {
         }
         my $buf = '';
         my $sel = IO::Select->new($s);
-        my $deadline = time + 10;
+        my $deadline = time + 10 * SLOW;
         while (time < $deadline && !_complete($buf)) {
             last unless $s->pending || $sel->can_read($deadline - time);
             my $n = $s->sysread($buf, 65536, length $buf);
@@ -710,6 +766,7 @@ sub run_input {
     }
     waitpid $pid, 0;
     my $rc = $? & 127 ? 128 + ($? & 127) : $? >> 8;
+    $self->_keep_sanitizer_output($out, $cmd[0]);
     return ($rc, slurp($out));
 }
 
@@ -720,7 +777,7 @@ sub run_input {
 sub s_client {
     my ($self, $input, @args) = @_;
     my %opt = @args && ref $args[0] eq 'HASH' ? %{ shift @args } : ();
-    return $self->run_input($input // '', 20, 'openssl', 's_client',
+    return $self->run_input($input // '', 20 * SLOW, 'openssl', 's_client',
         '-connect', '127.0.0.1:' . ($opt{port} // $self->{port}), @args);
 }
 
@@ -797,9 +854,83 @@ sub cleanup {
     delete $self->{watchdog};
 }
 
+
+# ---- sanitizer and valgrind reports -------------------------------------------------------
+
+# Where this run's nginx writes its reports (none in a plain run).
+sub _report_dir {
+    my ($self) = @_;
+    return $ENV{PORTAL_NGINX_PRELOAD} ? "$self->{tmp}/sanitizer"
+        : VALGRIND ? "$self->{tmp}/valgrind" : undef;
+}
+
+# What a sanitizer prints where it does not write to its log_path (UBSan, see the top).
+our $SANITIZER_OUTPUT = qr/: runtime error: |ERROR: (?:Address|Leak|UndefinedBehavior)Sanitizer/;
+
+# In the sanitizer run, a copy of FILE (the output of a command run here, which the next
+# command overwrites) into the report directory if a sanitizer report is in it.
+my $kept = 0;
+sub _keep_sanitizer_output {
+    my ($self, $file, $cmd) = @_;
+    $ENV{PORTAL_NGINX_PRELOAD} or return;
+    my $text = slurp($file) // return;
+    return unless $text =~ $SANITIZER_OUTPUT;
+    (my $name = $cmd) =~ s{.*/}{};
+    spew($self->_report_dir . "/output-$name-" . ++$kept, $text);
+}
+
+# What went wrong so far: { file => its text } for every ASan or UBSan report, and every
+# valgrind log with an error (an ERROR SUMMARY above 0, or an error without a summary
+# because the process was killed). Valgrind logs without errors are no reports.
+sub reports {
+    my ($self) = @_;
+    my $dir = $self->_report_dir // return {};
+    my %r;
+    if (!VALGRIND) {    # sanitizer reports in error.log and other output (see the top)
+        for my $file (grep { -f } glob "$self->{tmp}/*") {
+            my $text = slurp($file) // next;
+            $r{$file} = $text if $text =~ $SANITIZER_OUTPUT;
+        }
+    }
+    for my $file (sort glob "$dir/*") {
+        my $text = slurp($file) // next;
+        if (VALGRIND) {
+            my @n = $text =~ /^==\d+== ERROR SUMMARY: (\d+) errors/mg;
+            my $errors = grep { $_ > 0 } @n;
+            # an error block with no summary: valgrind's "by 0x..." stack lines
+            $errors ||= !@n && $text =~ /^==\d+==    (?:at|by) 0x/m;
+            next unless $errors;
+        }
+        $r{$file} = $text;
+    }
+    return \%r;
+}
+
+# At the end of a test file: its nginx is stopped; any report fails the file, printed whole
+# (and copied into PORTAL_CHECK_REPORTS).
+sub _check_reports {
+    my $failed = 0;
+    for my $self (grep { $_->{owner} == $$ } @instances) {
+        my $reports = $self->reports;
+        for my $file (sort keys %$reports) {
+            $failed++;
+            (my $name = $0) =~ s{.*?\bt/}{}; $name =~ s{[^\w.-]+}{_}g;
+            (my $base = $file) =~ s{.*/}{};
+            print STDERR "# $0: nginx report $base:\n", map { "#   $_\n" }
+                split /\n/, $reports->{$file};
+            if (my $keep = $ENV{PORTAL_CHECK_REPORTS}) {
+                spew("$keep/$name.$base", $reports->{$file}) if -d $keep;
+            }
+        }
+    }
+    print STDERR "# $0: $failed sanitizer/valgrind report(s) from nginx\n" if $failed;
+    return $failed;
+}
+
 END {
     my $status = $?;
     $_->cleanup for @instances;
+    $status ||= 1 if _check_reports();
     $? = $status;
 }
 
