@@ -22,11 +22,11 @@
 # acme-status-cN.json (portalctl --json status after each burst).
 # Environment: BENCH_ACME_NAMES (20), BENCH_ACME_BURST (1000; 0: no burst),
 # BENCH_ACME_CONCURRENCY ("4 1": one burst per value, in that order), BENCH_ACME_TIMEOUT (60)
-# seconds per latency name,
-# BENCH_ACME_BURST_TIMEOUT (1800) seconds per burst, BENCH_ACME_LOAD_RPS (200) HTTP requests/s
-# over BENCH_ACME_LOAD_CONNECTIONS (8), BENCH_ACME_TLS_RPS (20) new HTTPS connections/s,
-# BENCH_ACME_BASELINE (10) seconds of the same load alone before each burst,
-# BENCH_ACME_PORT (18530 and the seven after it), BENCH_KEEP=1 keeps the temporary directory.
+# seconds per latency name, BENCH_ACME_BURST_TIMEOUT (1800) seconds per burst,
+# BENCH_ACME_LOAD_RPS (200) HTTP requests/s over BENCH_ACME_LOAD_CONNECTIONS (8),
+# BENCH_ACME_TLS_RPS (20) new HTTPS connections/s, BENCH_ACME_BASELINE (10) seconds of the
+# same load alone before each burst, BENCH_ACME_PORT (18530 and the seven after it),
+# BENCH_KEEP=1 keeps the temporary directory.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD_DIR:-$root/build}
@@ -51,8 +51,8 @@ for c in $concurrencies; do
     { echo "bench acme: BENCH_ACME_CONCURRENCY: \"$c\" is not 1 to 64" >&2; exit 2; }
 done
 [ "$load_rps" -ge 1 ] && [ "$load_conns" -ge 1 ] && [ "$load_rps" -ge "$load_conns" ] &&
-  [ "$baseline" -ge 1 ] &&
-  [ "$tls_rps" -ge 1 ] && [ "$name_timeout" -ge 1 ] && [ "$burst_timeout" -ge 1 ] ||
+  [ "$baseline" -ge 1 ] && [ "$tls_rps" -ge 1 ] && [ "$name_timeout" -ge 1 ] &&
+  [ "$burst_timeout" -ge 1 ] ||
   { echo "bench acme: need LOAD_RPS >= LOAD_CONNECTIONS >= 1; TLS_RPS, BASELINE, timeouts >= 1" >&2
     exit 2; }
 
