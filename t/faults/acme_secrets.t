@@ -20,6 +20,10 @@ use MIME::Base64 qw(encode_base64 decode_base64);
 use PortalTest;
 use PortalAcme;
 
+# A write to a connection that nginx closed (a worker killed) fails; it does not kill the test
+# or its clients.
+$SIG{PIPE} = 'IGNORE';
+
 my $t = PortalTest->new;
 my $acme = PortalAcme->new(tmp => $t->tmp);
 $t->start_upstream;

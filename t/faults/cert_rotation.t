@@ -17,6 +17,10 @@ use Net::SSLeay;
 use Socket qw(PF_INET SOCK_STREAM SOL_SOCKET SO_RCVTIMEO SO_SNDTIMEO inet_aton sockaddr_in);
 use PortalTest;
 
+# A write to a connection that nginx closed (a worker killed) fails; it does not kill the test
+# or its clients.
+$SIG{PIPE} = 'IGNORE';
+
 my $ROTATIONS = 1000;
 my $IMPORTERS = $ENV{IMPORTERS} // 4;
 my $CLIENTS = $ENV{CLIENTS} // 2;
@@ -103,7 +107,6 @@ my @clients;
 for my $c (1 .. $CLIENTS) {
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
-        $SIG{PIPE} = 'IGNORE';    # a write to a closed connection fails, it does not kill
         Net::SSLeay::initialize();
         my @ctx = (make_ctx(0), make_ctx(Net::SSLeay::TLS1_2_VERSION()));
         my $addr = sockaddr_in($t->port, inet_aton('127.0.0.1'));

@@ -14,6 +14,10 @@ use JSON::PP;
 use POSIX ();
 use PortalTest;
 
+# A write to a connection that nginx closed (a worker killed) fails; it does not kill the test
+# or its clients.
+$SIG{PIPE} = 'IGNORE';
+
 my $COMMITS = 100;
 my $t = PortalTest->new;
 $t->start_upstream(processes => 6);
@@ -162,7 +166,6 @@ my @clients;
 for my $c (1 .. 2) {
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
-        $SIG{PIPE} = 'IGNORE';    # a write to a closed connection fails, it does not kill
         open my $fh, '>', $t->tmp . "/client$c.log" or POSIX::_exit(1);
         my $i = $c;
         my $deadline = time + 80;

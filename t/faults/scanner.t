@@ -17,6 +17,10 @@ use Socket qw(PF_INET SOCK_STREAM SOL_SOCKET SO_RCVTIMEO SO_SNDTIMEO inet_aton s
 use PortalTest;
 use PortalAcme;
 
+# A write to a connection that nginx closed (a worker killed) fails; it does not kill the test
+# or its clients.
+$SIG{PIPE} = 'IGNORE';
+
 my $TLS = 10_000;
 my $HTTP = 2_000;
 my $CLIENTS = 2;
@@ -103,7 +107,6 @@ my @clients;
 for my $c (1 .. $CLIENTS) {
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
-        $SIG{PIPE} = 'IGNORE';    # a write to a closed connection fails, it does not kill
         srand($$ ^ time);
         open my $fh, '>', $t->tmp . "/scan$c.log" or POSIX::_exit(1);
         # Net::SSLeay directly: a third of IO::Socket::SSL's cost per connection. No

@@ -12,6 +12,10 @@ use Time::HiRes qw(sleep time);
 use POSIX ();
 use PortalTest;
 
+# A write to a connection that nginx closed (a worker killed) fails; it does not kill the test
+# or its clients.
+$SIG{PIPE} = 'IGNORE';
+
 my $KILLS = 20;
 my $HOST = 'portal.kill.example';
 my $t = PortalTest->new;
@@ -103,7 +107,6 @@ is(pids_of(readers('state')), join(' ', @workers), 'state store: one reader slot
 my $stop = $t->tmp . '/stop';
 my $client = fork // die "fork: $!";
 if ($client == 0) {
-    $SIG{PIPE} = 'IGNORE';    # a write to a connection nginx closed fails, it does not kill
     open my $fh, '>', $t->tmp . '/load.log' or POSIX::_exit(1);
     $fh->autoflush(1);
     my $deadline = time + 80;
@@ -143,13 +146,20 @@ for my $k (1 .. $KILLS) {
     my ($new) = grep { my $p = $_; !grep { $_ == $p } @before } @now;
     push @restart_ms, (time - $t0) * 1000;
     push @kills, { victim => $victim, new => $new, at => $t0 };
-    # at once, before the new worker is exercised: is the dead one still in the tables?
+    # at once: is the dead one still in the tables (the new worker may not have opened the
+    # environments yet)?
     push @stale_seen, scalar grep { $_->[0] == $victim } readers('snapshot'), readers('state');
     $bad_after += exercise(5);
-    my @snap = readers('snapshot');
-    my @state = readers('state');
+    # once the new worker has opened both environments (at its start, in init_process: on a
+    # busy machine that may come after the requests above), the dead worker's slots are gone
+    my (@snap, @state);
+    my $opened_by = time + 5;
+    until ((grep { $_->[0] == $new } @snap = readers('snapshot'))
+           && (grep { $_->[0] == $new } @state = readers('state')) || time > $opened_by) {
+        sleep 0.02;
+    }
     push @slots_after, { snapshot => pids_of(@snap), state => pids_of(@state),
-                         live => join(' ', @now), dead => scalar grep { !alive($_->[0]) } @snap, @state,
+                         live => join(" ", @now), dead => scalar(grep { !alive($_->[0]) } @snap, @state),
                          detail => "kill $k: victim $victim, new $new, live " . join(' ', $t->worker_pids)
                              . '; snapshot slots: ' . join(', ', map { "@$_" } @snap)
                              . '; state slots: ' . join(', ', map { "@$_" } @state) };
@@ -190,7 +200,7 @@ is_deeply([map { "@$_" } @unexplained], [], 'every failure was in flight when a 
 my @sorted = sort { $a <=> $b } @restart_ms;
 note sprintf('%d kills; new worker up %.0f ms median, %.0f ms max after the kill; load: %d '
     . 'requests and handshakes, %d failed (in flight at a kill); dead readers still listed '
-    . 'right after the restart, before the new worker was used: %d of %d kills',
+    . 'right after the restart, before the new worker had opened the environments: %d of %d kills',
     $KILLS, $sorted[@sorted / 2], $sorted[-1], scalar @load, scalar @failed,
     scalar(grep { $_ } @stale_seen), $KILLS);
 
