@@ -18,33 +18,7 @@ my $acme = PortalAcme->new(tmp => $t->tmp);
 $t->start_upstream;
 $t->ctl_ok('init');
 
-my $dns = $acme->start_dns;
-my $p = $acme->start_pebble(http_port => $t->port, env => { PEBBLE_WFE_NONCEREJECT => 0 });
-my $fallback = $t->make_cert('fallback.invalid', self_signed => 1);
-
-$t->write_conf(<<"EOF2", workers => 2);
-    portal_acme on;
-    portal_acme_directory $p->{url};
-    portal_acme_ca_certificate $p->{ca};
-    portal_acme_contact mailto:ops\@portal.example;
-    portal_acme_cname_target edge.portal.test;
-    portal_acme_resolver 127.0.0.1:$dns->{port};
-    portal_acme_backoff 1s 2s 4s 8s;
-
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        portal on;
-        location / { proxy_pass http://%%UPSTREAM%%; }
-    }
-    server {
-        listen 127.0.0.1:%%PORT2%% ssl;
-        ssl_certificate $fallback->{cert};
-        ssl_certificate_key $fallback->{key};
-        portal_ssl on;
-        portal on;
-        location / { proxy_pass http://%%UPSTREAM%%; }
-    }
-EOF2
+my ($dns, $p) = $acme->start_edge($t, directives => ['portal_acme_contact mailto:ops@portal.example;']);
 my ($rc, $out) = $t->nginx_t;
 is($rc, 0, 'nginx -t accepts the ACME configuration') or diag $out;
 $t->start;

@@ -17,34 +17,9 @@ my $acme = PortalAcme->new(tmp => $t->tmp);
 $t->start_upstream;
 $t->ctl_ok('init');
 
-my $dns = $acme->start_dns;
 # Pebble sleeps up to 3 s before it validates: orders stay in flight long enough to stop nginx.
-my $p = $acme->start_pebble(http_port => $t->port,
-    env => { PEBBLE_WFE_NONCEREJECT => 0, PEBBLE_VA_NOSLEEP => 0, PEBBLE_VA_SLEEPTIME => 3 });
-my $fallback = $t->make_cert('fallback.invalid', self_signed => 1);
-
-$t->write_conf(<<"EOF2", workers => 2);
-    portal_acme on;
-    portal_acme_directory $p->{url};
-    portal_acme_ca_certificate $p->{ca};
-    portal_acme_cname_target edge.portal.test;
-    portal_acme_resolver 127.0.0.1:$dns->{port};
-    portal_acme_backoff 1s 2s 4s 8s;
-
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        portal on;
-        location / { proxy_pass http://%%UPSTREAM%%; }
-    }
-    server {
-        listen 127.0.0.1:%%PORT2%% ssl;
-        ssl_certificate $fallback->{cert};
-        ssl_certificate_key $fallback->{key};
-        portal_ssl on;
-        portal on;
-        location / { proxy_pass http://%%UPSTREAM%%; }
-    }
-EOF2
+my ($dns, $p) = $acme->start_edge($t, pebble_env => { PEBBLE_WFE_NONCEREJECT => 0,
+    PEBBLE_VA_NOSLEEP => 0, PEBBLE_VA_SLEEPTIME => 3 });
 $t->start;
 
 sub wait_for(&$) {

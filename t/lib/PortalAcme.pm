@@ -706,4 +706,45 @@ sub pebble_log_size { (-s $_[0]->pebble->{log}) || 0 }
 sub order_count { $_[0]->pebble_count('new_order', $_[1]) }
 sub finalize_count { $_[0]->pebble_count('finalize', $_[1]) }
 
+
+# ---- an edge with the ACME engine ---------------------------------------------------------
+
+# $acme->start_edge($t, %opt): the usual ACME test bed around PortalTest $t: the test DNS,
+# Pebble (its VA asks $t's first port), a fallback certificate, and nginx's configuration with
+# portal_acme on (backoff 1s 2s 4s 8s), a portal server on PORT (HTTP-01) and a portal_ssl
+# server on PORT2, both proxying to $t's upstream. Options: pebble_env => { ... } (default
+# PEBBLE_WFE_NONCEREJECT => 0), directives => [extra http-level lines], workers (2). Writes the
+# configuration but does not start nginx. Returns ($dns, $pebble).
+sub start_edge {
+    my ($self, $t, %opt) = @_;
+    my $dns = $self->start_dns;
+    my $p = $self->start_pebble(http_port => $t->port,
+                                env => $opt{pebble_env} // { PEBBLE_WFE_NONCEREJECT => 0 });
+    my $fallback = $t->make_cert('fallback.invalid', self_signed => 1);
+    my $extra = join '', map { "    $_\n" } @{ $opt{directives} // [] };
+    $t->write_conf(<<"CONF", workers => $opt{workers} // 2);
+    portal_acme on;
+    portal_acme_directory $p->{url};
+    portal_acme_ca_certificate $p->{ca};
+    portal_acme_cname_target edge.portal.test;
+    portal_acme_resolver 127.0.0.1:$dns->{port};
+    portal_acme_backoff 1s 2s 4s 8s;
+$extra
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        portal on;
+        location / { proxy_pass http://%%UPSTREAM%%; }
+    }
+    server {
+        listen 127.0.0.1:%%PORT2%% ssl;
+        ssl_certificate $fallback->{cert};
+        ssl_certificate_key $fallback->{key};
+        portal_ssl on;
+        portal on;
+        location / { proxy_pass http://%%UPSTREAM%%; }
+    }
+CONF
+    return ($dns, $p);
+}
+
 1;
