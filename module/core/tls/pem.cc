@@ -16,25 +16,13 @@
 #include <vector>
 
 #include "../util/text.h"
+#include "ossl.h"
 
 namespace portal {
 
 namespace {
 
-template <typename T, void (*Free)(T*)>
-struct Deleter {
-  void operator()(T* p) const { Free(p); }
-};
-void bio_free(BIO* b) { BIO_free(b); }
-void bn_free(BIGNUM* n) { BN_free(n); }
-void names_free(GENERAL_NAMES* n) { GENERAL_NAMES_free(n); }
-using X509Ptr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
-using KeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
-using BioPtr = std::unique_ptr<BIO, Deleter<BIO, bio_free>>;
-using BnPtr = std::unique_ptr<BIGNUM, Deleter<BIGNUM, bn_free>>;
-using NamesPtr = std::unique_ptr<GENERAL_NAMES, Deleter<GENERAL_NAMES, names_free>>;
-using P8Ptr = std::unique_ptr<PKCS8_PRIV_KEY_INFO,
-                              Deleter<PKCS8_PRIV_KEY_INFO, PKCS8_PRIV_KEY_INFO_free>>;
+using namespace portal::ossl;
 
 // Leaves OpenSSL's error queue empty on every way out, so no reason lingers for the next
 // caller (nginx logs whatever it finds there).
@@ -171,7 +159,7 @@ bool read_chain(std::string_view pem, const std::string& name, std::vector<X509P
 }
 
 // Messages about the key are fixed texts: nothing read from the key file is ever quoted.
-bool read_key(std::string_view pem, const std::string& name, KeyPtr* key, std::string* why) {
+bool read_key(std::string_view pem, const std::string& name, PkeyPtr* key, std::string* why) {
   if (pem.find("-----BEGIN ENCRYPTED PRIVATE KEY-----") != std::string_view::npos ||
       pem.find("Proc-Type: 4,ENCRYPTED") != std::string_view::npos)
     return fail(why, name, "the private key is encrypted: give it unencrypted");
@@ -230,7 +218,7 @@ bool load_pair(std::string_view host, std::string_view cert_pem, std::string_vie
   std::vector<X509Ptr> chain;
   if (!read_chain(cert_pem, cert_name, &chain, why)) return false;
   X509* leaf = chain.front().get();
-  KeyPtr key;
+  PkeyPtr key;
   if (!read_key(key_pem, key_name, &key, why)) return false;
 
   EVP_PKEY* leaf_key = X509_get0_pubkey(leaf);
