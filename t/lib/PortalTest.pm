@@ -328,7 +328,7 @@ sub conf_line {
 sub nginx_t {
     my ($self) = @_;
     my ($rc, $out, $err) =
-        $self->run($self->_nginx_command('-t', '-p', "$self->{tmp}/", '-c', $self->{conf_file}));
+        $self->run($self->nginx_command('-t', '-p', "$self->{tmp}/", '-c', $self->{conf_file}));
     if (VALGRIND) {    # valgrind's own lines (when it does not write to its log) are not nginx's
         $_ = join '', grep { !/^==\d+==/ } split /^/m, $_ for $out, $err;
     }
@@ -336,8 +336,9 @@ sub nginx_t {
 }
 
 # ({ environment }, command) that runs nginx ARGS: Debian's nginx, or the same under valgrind
-# or with the sanitizer runtime preloaded (see the top of this file).
-sub _nginx_command {
+# or with the sanitizer runtime preloaded (see the top of this file). A test that starts nginx
+# itself execs this command with this environment added, so that checked runs check it too.
+sub nginx_command {
     my ($self, @args) = @_;
     my $tmp = $self->{tmp};
     my %env;
@@ -366,7 +367,7 @@ sub start {
     my $tmp = $self->{tmp};
     unlink "$tmp/nginx.pid";
 
-    my ($env, @cmd) = $self->_nginx_command('-p', "$tmp/", '-c', $self->{conf_file});
+    my ($env, @cmd) = $self->nginx_command('-p', "$tmp/", '-c', $self->{conf_file});
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
         $ENV{$_} = $env->{$_} for keys %$env;
