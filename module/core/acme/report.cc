@@ -21,7 +21,8 @@ int64_t days_left(int64_t not_after, int64_t now) {
   return not_after > now ? (not_after - now) / 86400 : -((now - not_after + 86399) / 86400);
 }
 
-ordered_json certificate(const CertRecord& rec, int64_t now) {
+// Everything but days_left, which depends on the time of the report.
+ordered_json certificate(const CertRecord& rec) {
   ordered_json pairs = ordered_json::array();
   int64_t not_after = 0;
   std::string issuer;
@@ -41,7 +42,7 @@ ordered_json certificate(const CertRecord& rec, int64_t now) {
   return {{"issuer", issuer},
           {"not_after", iso8601(not_after)},
           {"not_after_unix", not_after},
-          {"days_left", days_left(not_after, now)},
+          {"days_left", 0},
           {"source", source_name(rec.source)},
           {"pairs", pairs}};
 }
@@ -68,16 +69,48 @@ std::string label(const std::string& v) {
 
 }  // namespace
 
+ordered_json CertDescriptions::get(StateReader& state, const std::string& host, int64_t now) {
+  Entry* entry = nullptr;
+  state.cert(host, [&](std::string_view value) {
+    uint64_t generation = 0;
+    if (!peek_generation(value, &generation)) return;
+    Entry& e = entries_[host];
+    if (e.generation != generation || e.json.is_null()) {
+      CertRecord rec;
+      e.json = decode(value, &rec) ? certificate(rec) : ordered_json();
+      e.generation = generation;
+    }
+    entry = &e;
+  });
+  if (!entry) return ordered_json();
+  entry->seen = true;
+  ordered_json j = entry->json;
+  if (!j.is_null()) j["days_left"] = days_left(j["not_after_unix"].get<int64_t>(), now);
+  return j;
+}
+
+void CertDescriptions::prune() {
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    if (!it->second.seen) {
+      it = entries_.erase(it);
+    } else {
+      it->second.seen = false;
+      ++it;
+    }
+  }
+}
+
 ordered_json status_report(SnapshotReader& snapshot, StateReader& state,
-                           const std::string& data_dir, int64_t now) {
+                           const std::string& data_dir, int64_t now, CertDescriptions* memo) {
+  CertDescriptions local;
+  CertDescriptions& certs = memo ? *memo : local;
   ordered_json domains = ordered_json::array();
   ordered_json snap = {{"generation", snapshot.generation()}, {"domains", snapshot.count()}};
   snapshot.for_each([&](std::string_view host_view, const DomainView& d) {
     std::string host(host_view);
-    std::optional<CertRecord> cert = state.get_cert(host);
     std::optional<std::string> raw = state.get(StateTable::status, host);
     AcmeStatus st;
-    ordered_json cert_json = cert ? certificate(*cert, now) : ordered_json();
+    ordered_json cert_json = certs.get(state, host, now);
     if (raw) {
       st = AcmeStatus::from_json(*raw);
     } else if (!cert_json.is_null() && cert_json["days_left"].get<int64_t>() >= 0) {
@@ -98,6 +131,7 @@ ordered_json status_report(SnapshotReader& snapshot, StateReader& state,
                                                       : ordered_json(st.problem.to_json())}});
   });
 
+  certs.prune();
   std::string holder;
   bool running = EngineLock::held(data_dir, &holder);
   ordered_json beat = parsed(state.get(StateTable::acme, "engine"));

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
@@ -17,10 +18,30 @@ class StateReader;
 
 namespace portal::acme {
 
-// Reads through the caller's readers (a worker's, or portalctl's). now: Unix time. Throws
-// lmdb::Error.
+// What a domain's certificate record says (issuer, not after, serials...), kept per record
+// generation: describing parses every certificate with OpenSSL, too slow to repeat for every
+// domain at every status request of a worker.
+class CertDescriptions {
+ public:
+  // host's "certificate" object (days_left as of now), or null when it has none.
+  nlohmann::ordered_json get(StateReader& state, const std::string& host, int64_t now);
+  // Forgets the hosts not asked for since the last call (removed domains).
+  void prune();
+
+ private:
+  struct Entry {
+    uint64_t generation = 0;
+    nlohmann::ordered_json json;
+    bool seen = false;
+  };
+  std::unordered_map<std::string, Entry> entries_;
+};
+
+// Reads through the caller's readers (a worker's, or portalctl's). now: Unix time. memo, if
+// given, is kept by the caller from one report to the next. Throws lmdb::Error.
 nlohmann::ordered_json status_report(SnapshotReader& snapshot, StateReader& state,
-                                     const std::string& data_dir, int64_t now);
+                                     const std::string& data_dir, int64_t now,
+                                     CertDescriptions* memo = nullptr);
 
 // Lookups answered by nginx since its start (all workers), for portal_requests_total.
 struct RequestCounts {

@@ -95,6 +95,7 @@ struct portal_status_s {
   std::string dir;
   portal::SnapshotReader snapshot;
   portal::StateReader state;
+  portal::acme::CertDescriptions certs;  // from one status request to the next
 };
 
 struct portal_state_s {
@@ -254,7 +255,7 @@ int portal_status_render(portal_status_t* s, int prometheus, const unsigned long
                          size_t errlen) noexcept {
   try {
     nlohmann::ordered_json r =
-        portal::acme::status_report(s->snapshot, s->state, s->dir, std::time(nullptr));
+        portal::acme::status_report(s->snapshot, s->state, s->dir, std::time(nullptr), &s->certs);
     std::string text;
     if (prometheus) {
       portal::acme::RequestCounts counts;
