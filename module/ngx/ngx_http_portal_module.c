@@ -793,13 +793,15 @@ ngx_http_portal_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 }
 
 
-/* nginx -t says what a worker would meet at start: no directory, no store, or a path that
- * the worker user cannot enter or read (or, for LMDB's lock file, write). */
+/* nginx -t says what a worker would meet at start: no directory, no store, a path that
+ * the worker user cannot enter or read (or, for LMDB's lock file, write), or a data file that
+ * is empty or truncated. */
 
 ngx_int_t
 ngx_http_portal_check_store(ngx_conf_t *cf, ngx_http_portal_main_conf_t *pmcf,
     const char *store)
 {
+    char                       err[PORTAL_ERRLEN];
     ngx_uint_t                 i;
     ngx_file_info_t            fi;
     ngx_core_conf_t           *ccf;
@@ -846,6 +848,14 @@ ngx_http_portal_check_store(ngx_conf_t *cf, ngx_http_portal_main_conf_t *pmcf,
         if (ngx_http_portal_check_path(cf, pmcf, store, &checks[i], &w) != NGX_OK) {
             return NGX_ERROR;
         }
+    }
+
+    /* an empty or truncated data file: workers could not read it */
+
+    if (portal_store_check((char *) pmcf->data.data, store, err, sizeof(err)) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "portal data \"%s\": %s",
+                           pmcf->data.data, err);
+        return NGX_ERROR;
     }
 
     return NGX_OK;

@@ -1,14 +1,15 @@
 # The data directory damaged, at start and while nginx runs.
 #
-# At start: missing, or closed to the worker user: `nginx -t` and nginx itself refuse the
-# configuration, naming the directory. A truncated snapshot or state store: see the TODO
-# blocks below (a bug: workers die of SIGBUS).
+# At start: missing, or closed to the worker user, or a data file empty or truncated:
+# `nginx -t` and nginx itself refuse the configuration, naming the directory or the file;
+# portalctl refuses a damaged file too and writes nothing.
 #
 # At run time: the data directory renamed, closed (chmod 000) or removed: the workers keep
 # the environments they opened and serve the last good data; a worker started meanwhile (one
 # killed) answers with the documented error (500; the fallback certificate) and an alert,
 # and recovers by itself once the directory is back. data.mdb truncated under running
-# workers: TODO, workers die of SIGBUS (reported as a bug).
+# workers: the reads that meet its end get the same error (500, fallback certificate), no
+# worker dies, and all is served again once the file is whole.
 use strict;
 use warnings;
 use FindBin;
@@ -16,7 +17,6 @@ use lib "$FindBin::Bin/../lib";
 use Test::More;
 use Time::HiRes qw(sleep time);
 use File::Copy qw(copy);
-use POSIX ();
 use PortalTest;
 
 # A write to a connection that nginx closed (a worker killed) fails; it does not kill the test
@@ -110,25 +110,6 @@ sub wait_workers {
         || time > $deadline;
 }
 
-# Starts nginx without waiting for it to answer (its workers may die as they start), as
-# PortalTest::start does otherwise (the harness then stops it as usual), and waits SECS.
-sub start_nowait {
-    my ($t, $secs) = @_;
-    my $tmp = $t->tmp;
-    unlink "$tmp/nginx.pid";
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>>', "$tmp/nginx.out";
-        open STDERR, '>&', \*STDOUT;
-        { no warnings 'exec'; exec $t->{nginx}, '-p', "$tmp/", '-c', $t->conf_file; }
-        POSIX::_exit(127);
-    }
-    $t->{master} = $pid;    # PortalTest's own record of the master it started
-    sleep $secs;
-    return $pid;
-}
-
 # ---- at start ------------------------------------------------------------------------------
 
 {
@@ -160,58 +141,50 @@ sub start_nowait {
     ($rc, $out) = $t->nginx_t;
     is($rc, 0, 'repaired: nginx -t passes') or diag $out;
 
-    # truncated snapshot: nginx -t does not open the snapshot (documented), so it passes.
-    # Then a worker either cannot open it (an alert that does not say why, and the
-    # documented 500) or dies of SIGBUS as it reads it, again and again (see the report).
+    # truncated or emptied snapshot, as a bad copy or restore leaves it: nginx -t and the
+    # start refuse it, naming the file
     my $snap = "$data/snapshot/data.mdb";
     copy($snap, "$tmp/snapshot.good") or die "copy: $!";
     for my $size (0, 8192, int((-s $snap) / 2)) {
         truncate $snap, $size or die "truncate: $!";
+        my $why = $size ? qr/"\Q$snap\E" is truncated: $size bytes, where its data takes \d+; restore it from a backup/
+            : qr/the snapshot file "\Q$snap\E" is empty \(0 bytes\): restore it from a backup/;
         ($rc, $out) = $t->nginx_t;
-        TODO: {
-            local $TODO = 'nginx -t does not check that the snapshot can be read';
-            isnt($rc, 0, "snapshot truncated to $size bytes: nginx -t fails");
-        }
+        isnt($rc, 0, "snapshot truncated to $size bytes: nginx -t fails");
+        like($out, qr/\[emerg\] \d+#\d+: portal data "\Q$data\E": $why/, 'and says why') or diag $out;
         my $from = length $t->error_log;
-        start_nowait($t, 0.8);
-        # no request while workers die: it would only wait
-        my $got = deaths($t, $from) ? 'not asked: workers dying' : answers($t, 4);
-        $t->stop;
-        my @deaths = deaths($t, $from);
-        my @why = grep { /\[(?:alert|emerg)\].*portal/ } split /\n/, substr($t->error_log, $from);
-        TODO: {
-            local $TODO = $size == 8192 ? 'workers die of SIGBUS reading a snapshot truncated '
-                . 'after its meta pages, and every new worker too (a crash loop)' : undef;
-            is(scalar @deaths, 0, "snapshot truncated to $size bytes: no worker dies")
-                or diag scalar(@deaths) . " deaths in about a second, such as: $deaths[0]";
-            is($got, '500 x4', "requests get 500 (snapshot unavailable)");
-        }
-        note "snapshot truncated to $size bytes: nginx -t exit $rc; answers: $got; "
-            . scalar(@deaths) . ' worker deaths; ' . ($why[0] // 'no portal alert');
+        $err = eval { $t->start; '' } // $@;
+        like($err, qr/nginx exited at start.*$why/s, 'nginx refuses to start, with the same message');
+        is(scalar deaths($t, $from), 0, 'no process died of a signal');
         copy("$tmp/snapshot.good", $snap) or die "copy: $!";
     }
 
-    # truncated state store: nginx -t does not read it (documented); handshakes should get
-    # the fallback certificate, with an alert
+    # the same for the state store (read by portal_ssl)
     my $state = "$data/state/data.mdb";
     copy($state, "$tmp/state.good") or die "copy: $!";
     truncate $state, 8192 or die "truncate: $!";
-    my $from = length $t->error_log;
-    start_nowait($t, 0.8);
-    my $hs = handshakes($t, 2, $cert, $fallback);
-    my $got = answers($t, 2);
-    $t->stop;
-    my @deaths = deaths($t, $from);
-    TODO: {
-        local $TODO = 'workers die of SIGBUS opening a state store truncated after its meta '
-            . 'pages (they open it at start), and every new worker too (a crash loop)';
-        is($hs, 'fallback x2', 'state store truncated to 8192 bytes at start: handshakes get the '
-            . 'fallback');
-        is(scalar @deaths, 0, 'and no worker dies')
-            or diag scalar(@deaths) . " deaths in about a second, such as: $deaths[0]";
-    }
-    note "state store truncated to 8192 bytes: handshakes: $hs; plain HTTP requests: $got; ". scalar(@deaths) . ' worker deaths';
+    ($rc, $out) = $t->nginx_t;
+    isnt($rc, 0, 'state store truncated to 8192 bytes: nginx -t fails');
+    like($out, qr/\[emerg\] \d+#\d+: portal data "\Q$data\E": "\Q$state\E" is truncated: 8192 bytes/,
+        'and says why') or diag $out;
+    $err = eval { $t->start; '' } // $@;
+    like($err, qr/nginx exited at start.*"\Q$state\E" is truncated/s, 'nginx refuses to start');
     copy("$tmp/state.good", $state) or die "copy: $!";
+
+    # portalctl refuses it too, and writes nothing (LMDB would start an empty file afresh)
+    truncate $snap, 0 or die "truncate: $!";
+    my ($crc, undef, $cerr) = $t->ctl('domain', 'set', $HOST, '--brand', 'Other');
+    is($crc, 1, 'portalctl domain set on an empty snapshot file: exit 1');
+    like($cerr, qr/portalctl: the snapshot file "\Q$snap\E" is empty/, 'saying so') or diag $cerr;
+    is(-s $snap, 0, 'and the file is left as it was');
+    truncate $snap, 8192 or die "truncate: $!";
+    ($crc, undef, $cerr) = $t->ctl('domain', 'list');
+    is($crc, 1, 'portalctl domain list on a truncated snapshot: exit 1, no crash');
+    like($cerr, qr/portalctl: (?:"\Q$snap\E" is truncated: 8192 bytes|the snapshot file "\Q$snap\E" \(8192 bytes\) is damaged or truncated)/,
+        'saying so') or diag $cerr;
+    copy("$tmp/snapshot.good", $snap) or die "copy: $!";
+    ($rc, $out) = $t->nginx_t;
+    is($rc, 0, 'restored: nginx -t passes') or diag $out;
     $t->cleanup;
 }
 
@@ -302,49 +275,43 @@ reload();
 is(handshakes($t, 6, $cert, $fallback), 'domain x6', 'after a reload, the certificate');
 
 # truncated under running workers: LMDB's map now reaches past the end of the file. The
-# file is made whole again at once (in place: the workers have it mapped), to end the
-# crash loop.
+# reads that meet the end are caught (the store's SIGBUS guard): 500 and an alert, or the
+# last good data from pages still in the file, never a dead worker. A worker started
+# meanwhile refuses the file. Made whole again in place, it is served again.
 $from = length $t->error_log;
 my $snap = "$data/snapshot/data.mdb";
 copy($snap, "$tmp/snapshot.good") or die "copy: $!";
 truncate $snap, 8192 or die "truncate: $!";
-$a = answers($t, 2);
-my $a2 = answers($t, 2, '7.data.example');
+$a = answers($t, 4);
+my $a2 = answers($t, 4, '7.data.example');
+like("$a, $a2", qr/^(?:200 \S+|500) x\d+(?:, (?:200 \S+|500) x\d+)*$/,
+    "snapshot truncated while running: the last good data or 500 ($a; $a2)");
+like(substr($t->error_log, $from), qr/\[alert\] .*portal domain "[^"]+": lookup failed: .*"\Q$data\E\/snapshot": the data file ends before the data it holds \(truncated\?\)/,
+    'an alert says the data file is truncated');
+($victim) = $t->worker_pids;
+kill 'KILL', $victim;
+wait_workers($t, $victim);
+$a = answers($t, 10, '7.data.example');
+like($a, qr/^(?:200 \S+ x\d+, )?500 x\d+$/, "a worker started meanwhile answers 500 ($a)");
+like(substr($t->error_log, $from), qr/\[alert\] .*portal snapshot unavailable: "\Q$snap\E" is truncated: 8192 bytes/,
+    'and logs why');
 write_in_place("$tmp/snapshot.good", $snap);
-sleep 0.3;    # the master logs its workers' deaths
-my @deaths = deaths($t, $from);
-TODO: {
-    local $TODO = 'data.mdb truncated under running workers: they die of SIGBUS, and every new '
-        . 'worker dies at start (a crash loop) until the file is whole again';
-    like("$a, $a2", qr/^(?:200 \S+|500) x\d+(?:, (?:200 \S+|500) x\d+)*$/,
-        "snapshot truncated while running: the last good data or 500 ($a; $a2)");
-    is(scalar @deaths, 0, 'snapshot truncated while running: no worker dies')
-        or diag scalar(@deaths) . " deaths, such as: $deaths[0]";
-}
-note "snapshot truncated while running: answers $a; $a2; " . scalar(@deaths) . ' worker deaths';
-sleep 1.1;
-is(answers($t, 10), '200 Restored x10', 'the file whole again: served again');
+sleep 1.1;    # reopened at most once per second
+is(answers($t, 10), '200 Restored x10', 'the file whole again: served again by every worker');
+is_deeply([grep { !/exited on signal 9/ } deaths($t, $from)], [], 'no crash but the kill');
 
 $from = length $t->error_log;
 my $state = "$data/state/data.mdb";
 copy($state, "$tmp/state.good") or die "copy: $!";
 truncate $state, 8192 or die "truncate: $!";
-$h = handshakes($t, 2, $cert, $fallback);
+$h = handshakes($t, 4, $cert, $fallback);
+like($h, qr/^(?:domain|fallback) x\d+(?:, fallback x\d+)?$/,
+    "state store truncated while running: the certificate or the fallback ($h)");
 write_in_place("$tmp/state.good", $state);
-sleep 0.3;    # the master logs its workers' deaths
-@deaths = deaths($t, $from);
-TODO: {
-    local $TODO = 'state/data.mdb truncated under running workers: they die of SIGBUS at the '
-        . 'next handshake, and every new worker dies at start (a crash loop)';
-    like($h, qr/^(?:domain|fallback) x\d+(?:, fallback x\d+)?$/,
-        "state store truncated while running: the certificate or the fallback ($h)");
-    is(scalar @deaths, 0, 'state store truncated while running: no worker dies')
-        or diag scalar(@deaths) . " deaths, such as: $deaths[0]";
-}
-note "state store truncated while running: handshakes $h; " . scalar(@deaths) . ' worker deaths';
 sleep 1.1;
 is(handshakes($t, 6, $cert, $fallback), 'domain x6', 'the file whole again: the certificate again');
 is(answers($t, 10), '200 Restored x10', 'and the domain');
+is_deeply([deaths($t, $from)], [], 'no worker died');
 ok(kill(0, $master), 'the master is alive throughout');
 $t->stop;
 done_testing;

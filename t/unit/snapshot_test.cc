@@ -184,3 +184,75 @@ TEST_F(SnapshotTest, FilesKeepOwnModes) {
   ASSERT_EQ(stat((dir_ + "/snapshot/lock.mdb").c_str(), &st), 0);
   EXPECT_TRUE(st.st_mode & S_IWUSR);
 }
+
+// A data file cut short under an open reader (a bad restore over it, a copy in place): the
+// reads that reach past its end throw lmdb::Error(kShortFile) instead of killing the process
+// with SIGBUS, and the reader works again once the file is whole.
+TEST_F(SnapshotTest, ATruncatedFileIsAnErrorNotACrash) {
+  in_other_process([&] {
+    SnapshotStore store(dir_, true);
+    store.write([](SnapshotTxn& tx) {
+      for (int i = 0; i < 2000; i++)
+        tx.put(domain("host" + std::to_string(i) + ".example", "Brand " + std::to_string(i)));
+    });
+  });
+  std::string file = dir_ + "/snapshot/data.mdb";
+  auto size = fs::file_size(file);
+  ASSERT_GT(size, 8 * 4096u);
+  std::string whole(size, '\0');
+  {
+    FILE* f = fopen(file.c_str(), "rb");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(fread(whole.data(), 1, size, f), size);
+    fclose(f);
+  }
+
+  SnapshotReader reader(dir_);
+  EXPECT_EQ(brand_of(reader, "host1999.example"), "Brand 1999");
+  fs::resize_file(file, 8192);  // the meta pages only
+  try {
+    brand_of(reader, "host1999.example");
+    ADD_FAILURE() << "a lookup in a truncated file did not throw";
+  } catch (const lmdb::Error& e) {
+    EXPECT_EQ(e.code(), lmdb::kShortFile);
+    EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(reader.for_each([](std::string_view, const DomainView&) {}), lmdb::Error);
+  // a new reader (another worker, a reopen) refuses the file and says so
+  in_other_process([&] {
+    try {
+      SnapshotReader other(dir_);
+    } catch (const lmdb::Error& e) {
+      if (e.code() == lmdb::kShortFile) return;
+      throw;
+    }
+    throw std::runtime_error("a new reader opened a truncated file");
+  });
+  EXPECT_THROW(check_store_file(dir_, "snapshot"), lmdb::Error);
+
+  {  // whole again, in place (the same inode the reader has mapped)
+    FILE* f = fopen(file.c_str(), "r+b");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(fwrite(whole.data(), 1, size, f), size);
+    fclose(f);
+  }
+  EXPECT_EQ(brand_of(reader, "host1999.example"), "Brand 1999");
+  EXPECT_NO_THROW(check_store_file(dir_, "snapshot"));
+}
+
+TEST_F(SnapshotTest, AnEmptyFileIsRefusedNotStartedAfresh) {
+  in_other_process([&] {
+    SnapshotStore store(dir_, true);
+    store.write([](SnapshotTxn& tx) { tx.put(domain("a.example", "Alpha")); });
+  });
+  std::string file = dir_ + "/snapshot/data.mdb";
+  fs::resize_file(file, 0);
+  try {
+    SnapshotStore store(dir_, true);
+    ADD_FAILURE() << "a writer opened an empty data file";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("is empty (0 bytes)"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(fs::file_size(file), 0u);
+  EXPECT_THROW(SnapshotReader reader(dir_), std::runtime_error);
+}

@@ -142,8 +142,11 @@ int portal_acme_try_start(portal_acme_t* a, char* err, size_t errlen) noexcept {
     a->lock = portal::acme::EngineLock::try_acquire(a->data_dir, a->where, &holder);
     if (!a->lock) return 0;
     // The thread starts with every signal blocked: nginx's handlers stay with the worker.
+    // Not the synchronous ones: blocked, they would kill the process without a handler
+    // (and the store's SIGBUS guard, lmdb.h, needs its handler).
     sigset_t all, old;
     sigfillset(&all);
+    for (int sig : {SIGBUS, SIGSEGV, SIGFPE, SIGILL}) sigdelset(&all, sig);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     try {
       a->thread = std::thread([a] {

@@ -10,6 +10,7 @@
 #include "../host/hostname.h"
 #include "../store/domain_cache.h"
 #include "../store/snapshot.h"
+#include "../store/store_env.h"
 #include "../tls/cert_cache.h"
 
 struct portal_reader_s {
@@ -85,6 +86,18 @@ portal_host_rc_t portal_host_canonical(const char* in, size_t len, char* out,
 
 int portal_section_valid(const char* name, size_t len) noexcept {
   return portal::valid_section(std::string_view(name, len)) ? 1 : 0;
+}
+
+int portal_store_check(const char* dir, const char* store, char* err, size_t errlen) noexcept {
+  try {
+    portal::check_store_file(dir, store);
+    return 0;
+  } catch (const std::exception& e) {
+    set_err(err, errlen, e.what());
+  } catch (...) {
+    set_err(err, errlen, "unknown error");
+  }
+  return -1;
 }
 
 portal_reader_t* portal_reader_open(const char* dir, size_t cache_size, char* err,

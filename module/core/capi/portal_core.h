@@ -63,6 +63,12 @@ portal_host_rc_t portal_host_canonical(const char *in, size_t len, char *out,
 /* Valid access section name: [a-z0-9_]{1,32}. */
 int portal_section_valid(const char *name, size_t len) PORTAL_NOEXCEPT;
 
+/* nginx -t's check of DIR/STORE ("snapshot", "state"): that its data file is not empty nor
+ * shorter than the data its meta pages count. Opens nothing for good and writes nothing (no
+ * lock file either). 0, or -1 and err. */
+int portal_store_check(const char *dir, const char *store, char *err, size_t errlen)
+    PORTAL_NOEXCEPT;
+
 /* Opens DIR/snapshot read-only for this process (call after fork), with a memo of at most
  * cache_size looked-up hosts (0: none), emptied by every commit. NULL and err on failure. */
 portal_reader_t *portal_reader_open(const char *dir, size_t cache_size, char *err,

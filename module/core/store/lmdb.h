@@ -1,7 +1,15 @@
 // Move-only RAII over LMDB's environment and transaction.
 //
 // Error policy: every LMDB failure other than "not found" throws LmdbError (with the call,
-// the path where known, and mdb_strerror); "not found" is a return value. Destructors never
+// the path where known, and mdb_strerror); "not found" is a return value.
+//
+// A data file truncated under an open environment: LMDB maps the whole file, and reading a
+// page past its new end raises SIGBUS. Every read here (transaction begin and renew, get,
+// cursor steps, environment info) runs under a guard that turns that SIGBUS into
+// lmdb::Error with code kShortFile, and get and the cursor touch every page of what they
+// return, so that the caller's reads of it (microseconds later) find it mapped. Writes are not
+// guarded (a write transaction holds LMDB's writer lock): writers check the file when they
+// open it (Env::check_file). Destructors never
 // throw; a transaction that was neither committed nor aborted is aborted by its destructor,
 // and a failed commit leaves nothing to free twice. Nothing here may be used from C or from
 // an OpenSSL callback without a try/catch around it (capi/ does that).
@@ -20,6 +28,9 @@ namespace portal::lmdb {
 // Reader slots (the lock file's size is fixed by whoever creates it): every worker, old
 // workers finishing after a reload, and every portalctl take one. LMDB's default is 126.
 constexpr unsigned kMaxReaders = 1024;
+
+// The code of an Error raised by a read that met the end of a truncated data file.
+constexpr int kShortFile = -30700;
 
 class Error : public std::runtime_error {
  public:
@@ -55,6 +66,11 @@ class Env {
   const std::string& path() const { return path_; }
   size_t mapsize() const;
   void set_mapsize(size_t size);
+  // The newest committed transaction id, read from the meta pages without a transaction.
+  uint64_t last_txnid() const;
+  // Throws Error(kShortFile) when data.mdb is shorter than the pages its newest meta page
+  // says are in use: a file truncated or cut short by a copy.
+  void check_file() const;
 
  private:
   MDB_env* env_ = nullptr;
@@ -77,7 +93,7 @@ class Txn {
 
   // For a long-lived read-only handle: reset releases the snapshot, renew takes the newest.
   void reset() noexcept { mdb_txn_reset(txn_); }
-  int renew() noexcept { return mdb_txn_renew(txn_); }
+  int renew() noexcept;  // kShortFile when the meta pages are past the end of the file
 
   bool get(MDB_dbi dbi, std::string_view key, std::string_view* value) const;
   void put(MDB_dbi dbi, std::string_view key, std::string_view value, unsigned flags = 0);
@@ -118,5 +134,13 @@ struct NamedDb {
   MDB_dbi* dbi;
 };
 void open_dbs(const Env& env, bool create, std::initializer_list<NamedDb> dbs);
+
+// Entries in a database (mdb_stat), guarded like a read.
+size_t entries(const Txn& txn, MDB_dbi dbi);
+
+// Installs the process's SIGBUS handler that the guard needs (once; done by every Env
+// constructor). A SIGBUS outside a guarded read goes to the handler that was there before,
+// or kills the process as it would have without this one.
+void install_fault_guard();
 
 }  // namespace portal::lmdb

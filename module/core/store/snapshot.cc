@@ -53,10 +53,7 @@ void SnapshotTxn::for_each(const std::function<void(const Domain&)>& fn,
 }
 
 size_t SnapshotTxn::count() const {
-  MDB_stat st;
-  int rc = mdb_stat(txn_.get(), domains_, &st);
-  if (rc) lmdb::fail("mdb_stat", rc);
-  return st.ms_entries;
+  return lmdb::entries(txn_, domains_);
 }
 
 uint64_t SnapshotTxn::generation() const { return read_generation(txn_, meta_); }
@@ -151,12 +148,7 @@ void SnapshotReader::for_each(
   }
 }
 
-uint64_t SnapshotReader::committed_txnid() const {
-  MDB_envinfo info;
-  int rc = mdb_env_info(env_->get(), &info);
-  if (rc) lmdb::fail("mdb_env_info", rc, env_->path());
-  return info.me_last_txnid;
-}
+uint64_t SnapshotReader::committed_txnid() const { return env_->last_txnid(); }
 
 bool SnapshotReader::note_malformed(std::string_view host) {
   if (reported_.size() >= kMaxReported) return false;

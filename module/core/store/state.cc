@@ -109,12 +109,7 @@ StateStore::StateStore(const std::string& data_dir, bool create, size_t initial_
   open_state_dbs(*env_, true, &dbs_);
 }
 
-uint64_t StateStore::committed_txnid() const {
-  MDB_envinfo info;
-  int rc = mdb_env_info(env_->get(), &info);
-  if (rc) lmdb::fail("mdb_env_info", rc, env_->path());
-  return info.me_last_txnid;
-}
+uint64_t StateStore::committed_txnid() const { return env_->last_txnid(); }
 
 bool StateStore::exists(const std::string& data_dir) { return store_exists(data_dir, kStateKind); }
 

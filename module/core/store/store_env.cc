@@ -1,6 +1,7 @@
 #include "store_env.h"
 
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <climits>
@@ -42,6 +43,32 @@ bool read_only(const lmdb::Env& env) {
   return flags & MDB_RDONLY;
 }
 
+// A write that failed with EIO or ENOSPC: says so when the file system is (nearly) full.
+// LMDB 0.9.24 reports a short write (the disk filling in the middle of one) as EIO, so the
+// free space is what tells a full disk from a failing one.
+void explain_write_error(const lmdb::Env& env, const lmdb::Error& e) {
+  constexpr uint64_t kNearlyFull = uint64_t(1) << 20;
+  struct statvfs fs;
+  if (statvfs(env.path().c_str(), &fs) != 0) return;
+  uint64_t free_bytes = uint64_t(fs.f_bavail) * fs.f_frsize;
+  if (free_bytes >= kNearlyFull && e.code() != ENOSPC) return;
+  throw lmdb::Error(std::string(e.what()) + ": the file system holding \"" + env.path() +
+                        "\" is full (" + std::to_string(free_bytes / 1024) +
+                        " KiB free); nothing was written",
+                    e.code());
+}
+
+// LMDB takes an empty data.mdb for a new one and would start it afresh (a writer) or fail
+// with "Bad file descriptor" (a reader): say what it is instead.
+void check_not_empty(const std::string& path, const char* what) {
+  std::string file = join(path, "data.mdb");
+  struct stat st;
+  if (stat(file.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
+    throw std::runtime_error(std::string("the ") + what + " file \"" + file +
+                             "\" is empty (0 bytes): restore it from a backup");
+  }
+}
+
 template <typename Open>
 EnvPtr shared(const std::string& path, bool writable, const char* what, Open open) {
   Registry& r = registry();
@@ -52,9 +79,24 @@ EnvPtr shared(const std::string& path, bool writable, const char* what, Open ope
       throw std::runtime_error(std::string("the ") + what + " \"" + path +
                                "\" is already open read-only in this process");
     }
+    env->check_file();
     return env;
   }
-  EnvPtr env = std::make_shared<lmdb::Env>(open());
+  check_not_empty(path, what);
+  EnvPtr env;
+  try {
+    env = std::make_shared<lmdb::Env>(open());
+  } catch (const lmdb::Error& e) {
+    if (e.code() != MDB_INVALID) throw;
+    // LMDB's "File is not an LMDB file" is also what a cut-short copy of one gets
+    std::string file = join(path, "data.mdb");
+    struct stat st;
+    throw std::runtime_error(std::string("the ") + what + " file \"" + file + "\" (" +
+                             (stat(file.c_str(), &st) == 0 ? std::to_string(st.st_size) : "?") +
+                             " bytes) is damaged or truncated: LMDB cannot read it; restore it "
+                             "from a backup");
+  }
+  env->check_file();
   r.envs[key] = env;
   return env;
 }
@@ -93,6 +135,7 @@ EnvPtr open_store(const std::string& data_dir, const StoreKind& kind, bool creat
 }
 
 void write_store(const EnvPtr& env, const std::function<void(lmdb::Txn&)>& fn) {
+  env->check_file();  // writes are not guarded (lmdb.h): a truncated file is refused first
   for (;;) {
     try {
       lmdb::Txn txn(*env, 0);
@@ -100,6 +143,7 @@ void write_store(const EnvPtr& env, const std::function<void(lmdb::Txn&)>& fn) {
       txn.commit();
       return;
     } catch (const lmdb::Error& e) {
+      if (e.code() == EIO || e.code() == ENOSPC) explain_write_error(*env, e);
       if (e.code() != MDB_MAP_FULL || env.use_count() > 1) throw;
       size_t size = env->mapsize() * 2;
       if (size > kMaxMapSize) throw;
@@ -117,6 +161,13 @@ EnvPtr open_store_reader(const std::string& data_dir, const StoreKind& kind) {
     if (rc) lmdb::fail("mdb_reader_check", rc, env.path());
     return env;
   });
+}
+
+void check_store_file(const std::string& data_dir, const std::string& dir) {
+  std::string path = join(data_dir, dir.c_str());
+  check_not_empty(path, dir.c_str());
+  lmdb::Env env(path, MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS, 0600, 8, 0);
+  env.check_file();
 }
 
 }  // namespace portal

@@ -44,4 +44,9 @@ void write_store(const EnvPtr& env, const std::function<void(lmdb::Txn&)>& fn);
 // process's read-write one when it already has it open.
 EnvPtr open_store_reader(const std::string& data_dir, const StoreKind& kind);
 
+// Checks DATA_DIR/DIR/data.mdb (a store's directory name) without keeping it open: not empty,
+// not shorter than its data. Read-only and without LMDB's lock file, so nothing is created
+// (nginx -t runs it as root in the master). Throws std::runtime_error / lmdb::Error.
+void check_store_file(const std::string& data_dir, const std::string& dir);
+
 }  // namespace portal
