@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <cstdlib>
+#include <map>
 #include <memory>
 
 #include "commands.h"
@@ -48,9 +50,9 @@ bool parse_key_type(const std::string& text, portal::KeyType* type) {
 }
 
 // The whole file; bad input (exit 2) when it cannot be read, since nothing has been written.
-std::string read_pem(const char* option, const std::string& file) {
+std::string read_pem(const char* option, const std::string& file, const std::string& where = "") {
   auto fail = [&](const std::string& why) {
-    throw UsageError(std::string(option) + ": cannot read " + portal::quoted(file) + ": " + why);
+    throw UsageError(where + option + ": cannot read " + portal::quoted(file) + ": " + why);
   };
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> in(std::fopen(file.c_str(), "rb"), &std::fclose);
   if (!in) fail(std::strerror(errno));
@@ -112,16 +114,43 @@ void warn_unless_portal_domain(const Globals& g, const std::string& host) {
   }
 }
 
-void cert_import(const Globals& g, const CertArgs& a) {
-  std::string host = input_host(a.host);
-  std::string cert_pem = read_pem("--cert", a.cert_file);
-  std::string key_pem = read_pem("--key", a.key_file);
+// Reads and checks one certificate and its key for host; bad input throws UsageError, with
+// where (a line of a list) in front of the message.
+portal::CertPair load_checked(const std::string& host, const std::string& cert_file,
+                              const std::string& key_file, const std::string& where = "") {
+  std::string cert_pem = read_pem("--cert", cert_file, where);
+  std::string key_pem = read_pem("--key", key_file, where);
   portal::CertPair pair;
   std::string why;
-  bool ok = portal::load_pair(host, cert_pem, key_pem, "--cert " + portal::quoted(a.cert_file),
-                              "--key " + portal::quoted(a.key_file), &pair, &why);
+  bool ok = portal::load_pair(host, cert_pem, key_pem, "--cert " + portal::quoted(cert_file),
+                              "--key " + portal::quoted(key_file), &pair, &why);
   OPENSSL_cleanse(key_pem.data(), key_pem.size());
-  if (!ok) throw UsageError(why);
+  if (!ok) throw UsageError(where + why);
+  return pair;
+}
+
+// Stores an imported pair in host's record: one pair per key type, so the other type's
+// imported pair stays; an import takes a record over from ACME whole, so that no ACME pair is
+// left without its renewals. Returns the new generation.
+uint64_t store_imported(portal::StateTxn& tx, const std::string& host,
+                        const portal::CertPair& pair, int64_t now, bool* replaced_acme) {
+  portal::CertRecord rec;
+  std::optional<portal::CertRecord> old = tx.get_cert(host);
+  *replaced_acme = old && old->source == portal::CertSource::acme;
+  if (old && !*replaced_acme) {
+    for (const portal::CertPair& p : old->pairs) {
+      if (p.type != pair.type) rec.pairs.push_back(p);
+    }
+  }
+  rec.pairs.push_back(pair);
+  rec.source = portal::CertSource::imported;
+  rec.updated = now;
+  return tx.put_cert(host, std::move(rec));
+}
+
+void cert_import(const Globals& g, const CertArgs& a) {
+  std::string host = input_host(a.host);
+  portal::CertPair pair = load_checked(host, a.cert_file, a.key_file);
   warn_unless_portal_domain(g, host);
 
   int64_t now = std::time(nullptr);
@@ -130,20 +159,7 @@ void cert_import(const Globals& g, const CertArgs& a) {
   portal::StateStore store(g.data_dir, true);
   // May run twice (the map grew): it derives everything from the transaction's data.
   store.write([&](portal::StateTxn& tx) {
-    portal::CertRecord rec;
-    std::optional<portal::CertRecord> old = tx.get_cert(host);
-    replaced_acme = old && old->source == portal::CertSource::acme;
-    // One pair per key type: the other type's imported pair stays. An import takes a
-    // record over from ACME whole, so that no ACME pair is left without its renewals.
-    if (old && !replaced_acme) {
-      for (const portal::CertPair& p : old->pairs) {
-        if (p.type != pair.type) rec.pairs.push_back(p);
-      }
-    }
-    rec.pairs.push_back(pair);
-    rec.source = portal::CertSource::imported;
-    rec.updated = now;
-    generation = tx.put_cert(host, std::move(rec));
+    generation = store_imported(tx, host, pair, now, &replaced_acme);
   });
   OPENSSL_cleanse(pair.key_der.data(), pair.key_der.size());
 
@@ -161,6 +177,86 @@ void cert_import(const Globals& g, const CertArgs& a) {
       format_time(pair.not_after) + " (" + std::to_string(days_left(pair.not_after, now)) +
       " days left), generation " + std::to_string(generation) +
       (replaced_acme ? "; it replaces the ACME certificates" : "") + "\n");
+}
+
+// cert import-list FILE: one "HOST CERT_FILE KEY_FILE" per line (blank lines and lines
+// starting with # are skipped; a relative path is taken from the list's directory). Every
+// pair is read and checked first; the first bad line stops everything (exit 2, its number
+// and why); then all of them are stored in one transaction.
+void cert_import_list(const Globals& g, const std::string& list_file) {
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> in(std::fopen(list_file.c_str(), "r"),
+                                                     &std::fclose);
+  if (!in) {
+    throw UsageError("cannot read " + portal::quoted(list_file) + ": " + std::strerror(errno));
+  }
+  std::string dir;
+  if (size_t slash = list_file.rfind('/'); slash != std::string::npos)
+    dir = list_file.substr(0, slash + 1);
+  auto path = [&](const std::string& p) { return p.empty() || p[0] == '/' ? p : dir + p; };
+
+  struct Item {
+    std::string host;
+    portal::CertPair pair;
+  };
+  std::vector<Item> items;
+  std::map<std::pair<std::string, int>, size_t> seen;  // (host, key type) -> line
+  char* line = nullptr;
+  size_t cap = 0;
+  std::unique_ptr<char*, void (*)(char**)> free_line(&line, [](char** l) { std::free(*l); });
+  size_t number = 0;
+  for (ssize_t n; (n = getline(&line, &cap, in.get())) >= 0;) {
+    number++;
+    std::string where = list_file + ", line " + std::to_string(number) + ": ";
+    std::vector<std::string> fields;
+    std::string text(line, static_cast<size_t>(n));
+    for (size_t at = 0;;) {
+      at = text.find_first_not_of(" \t\r\n", at);
+      if (at == std::string::npos) break;
+      size_t end = text.find_first_of(" \t\r\n", at);
+      fields.push_back(text.substr(at, end - at));
+      if (end == std::string::npos) break;
+      at = end;
+    }
+    if (fields.empty() || fields[0][0] == '#') continue;
+    if (fields.size() != 3) throw UsageError(where + "expected HOST CERT_FILE KEY_FILE");
+    std::string host;
+    std::string why;
+    if (!portal::host_from_input(fields[0], host, &why)) throw UsageError(where + "HOST: " + why);
+    portal::CertPair pair = load_checked(host, path(fields[1]), path(fields[2]), where);
+    auto [it, fresh] = seen.emplace(std::make_pair(host, static_cast<int>(pair.type)), number);
+    if (!fresh) {
+      OPENSSL_cleanse(pair.key_der.data(), pair.key_der.size());
+      throw UsageError(where + "a second " + portal::key_type_name(pair.type) +
+                       " certificate for " + portal::quoted(host) + " (line " +
+                       std::to_string(it->second) + ")");
+    }
+    items.push_back(Item{std::move(host), std::move(pair)});
+  }
+  if (std::ferror(in.get())) {
+    throw UsageError("cannot read " + portal::quoted(list_file) + ": " + std::strerror(errno));
+  }
+
+  int64_t now = std::time(nullptr);
+  size_t replaced_acme = 0;
+  portal::StateStore store(g.data_dir, true);
+  store.write([&](portal::StateTxn& tx) {
+    replaced_acme = 0;
+    for (const Item& item : items) {
+      bool replaced = false;
+      store_imported(tx, item.host, item.pair, now, &replaced);
+      replaced_acme += replaced;
+    }
+  });
+  for (Item& item : items) OPENSSL_cleanse(item.pair.key_der.data(), item.pair.key_der.size());
+
+  if (g.json) {
+    nlohmann::ordered_json j = {{"imported", items.size()}, {"replaced_acme", replaced_acme}};
+    out(j.dump() + "\n");
+    return;
+  }
+  out("imported " + std::to_string(items.size()) + " certificates" +
+      (replaced_acme ? "; " + std::to_string(replaced_acme) + " of them replace ACME ones" : "") +
+      "\n");
 }
 
 void cert_show(const Globals& g, const std::string& host_arg) {
@@ -321,6 +417,16 @@ void add_cert_commands(CLI::App& app, const Globals& g, Action& run) {
       ->type_name("FILE")
       ->required();
   imp->callback([&g, &run, args] { run = [&g, args] { cert_import(g, *args); }; });
+
+  CLI::App* list_imp = cert->add_subcommand(
+      "import-list", "store many certificates in one transaction: FILE has one "
+                     "\"HOST CERT_FILE KEY_FILE\" per line");
+  list_imp->add_option("FILE", args->cert_file, "the list (relative paths are from its directory)")
+      ->type_name("")
+      ->required();
+  list_imp->callback([&g, &run, args] {
+    run = [&g, args] { cert_import_list(g, args->cert_file); };
+  });
 
   CLI::App* show = with_host(cert->add_subcommand("show", "show the certificates of HOST"));
   show->callback([&g, &run, args] { run = [&g, args] { cert_show(g, args->host); }; });

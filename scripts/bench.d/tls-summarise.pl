@@ -150,11 +150,11 @@ sub _min { $_[0] < $_[1] ? $_[0] : $_[1] }
 
 print "\n";
 if (defined $prep{certs_seconds}) {
-    printf "preparation: %s certificates made in %.1f s; portalctl cert import of %s in %.1f s " .
-        "(%.1f ms each, %s in parallel) and of %s in %.1f s; state data.mdb %.1f MB%s\n",
+    printf "preparation: %s certificates made in %.1f s; portalctl cert import-list of %s in " .
+        "%.1f s (%.2f ms each) and of %s in %.1f s; state data.mdb %.1f MB%s\n",
         thousands($prep{large}), $prep{certs_seconds}, thousands($prep{large}),
         $prep{import_large_seconds}, 1000 * $prep{import_large_seconds} / $prep{large},
-        $prep{import_jobs}, thousands($prep{small}), $prep{import_small_seconds},
+        thousands($prep{small}), $prep{import_small_seconds},
         ($prep{state_large_bytes} // 0) / 1e6, $prep{reused} ? ' (reused from BENCH_TLS_DATA)' : '';
     push @out, map { ['prep', $_, $prep{$_}] } sort keys %prep;
 }

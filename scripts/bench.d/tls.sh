@@ -17,14 +17,14 @@
 # random from the scenario's names and, except in (a), checks that the certificate names it.
 # The module's caches are filled first (steady state). The scenarios take turns, repetition
 # after repetition. Certificates: one test CA and intermediate, one ECDSA P-256 key shared by
-# every leaf, a leaf per name (tls-certs.cc); imported with "portalctl cert import", one
-# process per certificate, BENCH_TLS_IMPORT_JOBS at a time: that import is the slow part.
+# every leaf, a leaf per name (tls-certs.cc); imported with "portalctl cert import-list", one
+# transaction per data directory.
 # Results: the table on stdout; in build/bench/: tls_results.tsv (item, metric, value),
 # tls_raw.tsv (one line per run), tls_prep.tsv (preparation times), tls_machine.tsv.
 # Environment: BENCH_TLS_SECONDS (5) per run, BENCH_TLS_REPEAT (6), BENCH_TLS_WARMUP (1)
 # second before each run, BENCH_TLS_CONNECTIONS (16) in flight, BENCH_TLS_SMALL (1000),
 # BENCH_TLS_LARGE (15000) names, BENCH_TLS_LARGE_SNI (all) names of the large set the client
-# draws from, BENCH_TLS_LOWCACHE (1000), BENCH_TLS_IMPORT_JOBS (4), BENCH_TLS_PORT (18500 and
+# draws from, BENCH_TLS_LOWCACHE (1000), BENCH_TLS_PORT (18500 and
 # the four after it), BENCH_TLS_DATA=DIR keeps the prepared certificates and data directories
 # there and reuses them while portalctl and the sizes are the same (and they are under 30 days
 # old), BENCH_TLS_CLIENT_THREADS (cores - 1), BENCH_KEEP=1 keeps the temporary directory.
@@ -42,15 +42,14 @@ small=${BENCH_TLS_SMALL:-1000}
 large=${BENCH_TLS_LARGE:-15000}
 large_sni=${BENCH_TLS_LARGE_SNI:-$large}
 lowcache=${BENCH_TLS_LOWCACHE:-1000}
-jobs=${BENCH_TLS_IMPORT_JOBS:-4}
 base_port=${BENCH_TLS_PORT:-18500}
-for v in secs repeat warmup conns small large large_sni lowcache jobs base_port; do
+for v in secs repeat warmup conns small large large_sni lowcache base_port; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "bench tls: $v must be a number, not \"${!v}\"" >&2; exit 2; }
 done
-[ "$secs" -ge 1 ] && [ "$repeat" -ge 1 ] && [ "$conns" -ge 1 ] && [ "$jobs" -ge 1 ] &&
+[ "$secs" -ge 1 ] && [ "$repeat" -ge 1 ] && [ "$conns" -ge 1 ] &&
   [ "$small" -ge 1 ] && [ "$large" -ge "$small" ] && [ "$large" -le 999999 ] &&
   [ "$large_sni" -ge 1 ] && [ "$large_sni" -le "$large" ] && [ "$lowcache" -ge 1 ] ||
-  { echo "bench tls: need SECONDS, REPEAT, CONNECTIONS, IMPORT_JOBS >= 1," \
+  { echo "bench tls: need SECONDS, REPEAT, CONNECTIONS >= 1," \
          "1 <= SMALL <= LARGE <= 999999, 1 <= LARGE_SNI <= LARGE, LOWCACHE >= 1" >&2; exit 2; }
 
 say() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
@@ -152,21 +151,12 @@ new_data() {  # new_data DIR: an empty data directory (snapshot and state) the w
   "$build/portalctl" --data "$1" init >/dev/null
 }
 
-cert_import() {  # cert_import DIR NAMES: every name's certificate, JOBS processes at a time
-  local dir=$1 names=$2 total imported=0 t0 chunk
-  total=$(wc -l < "$names")
-  t0=$(now)
-  mkdir -p "$run/chunks"
-  rm -f "$run/chunks/"*
-  split -l 2000 -a 4 "$names" "$run/chunks/n."
-  for chunk in "$run/chunks/"n.*; do
-    bg_wait xargs -a "$chunk" -P "$jobs" -I{} "$build/portalctl" --data "$dir" cert import {} \
-      --cert "$prep/pki/certs/{}.crt" --key "$prep/pki/leaf.key" > /dev/null ||
-      die "portalctl cert import failed (into $dir)"
-    imported=$((imported + $(wc -l < "$chunk")))
-    [ "$total" -le 2000 ] || printf '   %s of %s certificates imported, %s s\n' "$imported" "$total" \
-      "$(secs_since "$t0")" >&2
-  done
+cert_import() {  # cert_import DIR NAMES: every name's certificate, in one portalctl import-list
+  local dir=$1 names=$2
+  awk -v d="$prep/pki" '{ print $1, d "/certs/" $1 ".crt", d "/leaf.key" }' "$names" \
+    > "$run/import.list"
+  bg_wait "$build/portalctl" --data "$dir" cert import-list "$run/import.list" > /dev/null ||
+    die "portalctl cert import-list failed (into $dir)"
 }
 
 if [ "$reuse" = 1 ]; then
@@ -215,13 +205,11 @@ else
     bg_wait "$build/portalctl" --data "$prep/data-$set" import "$prep/domains.$set.json" \
       >/dev/null || die "portalctl import of domains.$set.json failed"
   done
-  say "portalctl cert import of $small certificates ($jobs at a time)"
+  say "portalctl cert import-list of $small certificates"
   t0=$(now)
   cert_import "$prep/data-small" "$prep/names.small"
   import_small_seconds=$(secs_since "$t0")
-  per=$(perl -e 'printf "%.0f", 1000 * $ARGV[0] / $ARGV[1]' "$import_small_seconds" "$small")
-  say "portalctl cert import of $large certificates ($jobs at a time): about" \
-    "$((per * large / 1000)) s at the rate of the first $small"
+  say "portalctl cert import-list of $large certificates"
   t0=$(now)
   cert_import "$prep/data-large" "$prep/names.large"
   import_large_seconds=$(secs_since "$t0")
@@ -230,7 +218,6 @@ else
   {
     printf 'small\t%s\nlarge\t%s\n' "$small" "$large"
     printf 'certs_seconds\t%s\n' "$certs_seconds"
-    printf 'import_jobs\t%s\n' "$jobs"
     printf 'import_small_seconds\t%s\n' "$import_small_seconds"
     printf 'import_large_seconds\t%s\n' "$import_large_seconds"
     printf 'state_large_bytes\t%s\n' "$(stat -c %s "$prep/data-large/state/data.mdb")"
@@ -415,7 +402,11 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 total=$(( ${#scenarios[@]} * repeat * (secs + warmup) ))
 say "measuring: ${#scenarios[@]} scenarios x $repeat x ${secs}s (+${warmup}s warm-up), about ${total}s"
 for rep in $(seq "$repeat"); do
-  for s in "${scenarios[@]}"; do
+  # each repetition starts one scenario further on, so that none always runs first
+  n=${#scenarios[@]}
+  order=()
+  for i in $(seq 0 $((n - 1))); do order+=("${scenarios[$(( (i + rep - 1) % n ))]}"); done
+  for s in "${order[@]}"; do
     wh=0
     if [ "$warmup" -gt 0 ]; then
       client_run "$s" "$warmup" $((rep + 1000))

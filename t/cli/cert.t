@@ -313,6 +313,53 @@ my @bad = (
     is(mode_of("$fresh/state/data.mdb"), '0600', 'data.mdb 0600 there too');
 }
 
+# --- import-list: many in one transaction ---------------------------------------------------
+{
+    # 20 certificates for 20 names (one CA-signed leaf each), and the list naming them, with
+    # relative paths (from the list's directory), a comment and a blank line
+    my @names = map { "bulk$_.example" } 1 .. 20;
+    ca_signed("bulk$_", "bulk$_.example") for 1 .. 20;
+    my $list = "$pki/list.txt";
+    spew($list, "# host certificate key\n\n"
+        . join('', map { "bulk$_.example  bulk$_.crt\tbulk$_.key\n" } 1 .. 20));
+    my $before = state_of();
+
+    # bad lines: exit 2, the line named, nothing written
+    my @bad = (
+        ['a line with two fields', "bulk1.example bulk1.crt\n", qr/list-bad\.txt, line 1: expected HOST CERT_FILE KEY_FILE/],
+        ['a key that does not match', "bulk1.example bulk1.crt bulk2.key\n", qr/line 1: .*bulk2\.key.*(?:match|belong)/i],
+        ['a certificate for another name', "bulk1.example bulk2.crt bulk2.key\n", qr/line 1: .*(?:cover|not valid for|does not name)/i],
+        ['a bad host', "-bad-.example bulk1.crt bulk1.key\n", qr/line 1: HOST: /],
+        ['a missing file', "bulk1.example nothere.crt bulk1.key\n", qr/line 1: --cert: cannot read .*nothere\.crt/],
+        ['the same name and key type twice', "bulk1.example bulk1.crt bulk1.key\nBULK1.example bulk1.crt bulk1.key\n",
+            qr/line 2: a second ecdsa certificate for "bulk1\.example" \(line 1\)/],
+    );
+    for my $case (@bad) {
+        my ($name, $text, $why) = @$case;
+        spew("$pki/list-bad.txt", $text);
+        my ($rc, undef, $err) = ctl(qw(cert import-list), "$pki/list-bad.txt");
+        is($rc, 2, "import-list with $name: exit 2");
+        like($err, $why, "$name: the message names the line and says why") or diag $err;
+    }
+    is(state_of(), $before, 'after the bad lists, the state store is as it was');
+
+    my ($rc, $out, $err) = ctl(qw(cert import-list), $list);
+    is($rc, 0, 'import-list of 20 certificates: exit 0') or diag $err;
+    is($out, "imported 20 certificates\n", 'it says how many');
+    my %listed = map { $_->{host} => $_ } @{list_json()};
+    is(scalar(grep { $listed{$_} } @names), 20, 'cert list has the 20 names');
+    is(show_json('bulk7.example')->{pairs}[0]{serial}, x509_field("$pki/bulk7.crt", '-serial'),
+        'each with its own certificate (serial of bulk7)');
+    my %gens = map { $listed{$_}{generation} => 1 } @names;
+    is(scalar keys %gens, 20, 'each record has its own generation');
+    is(mode_of("$data/state/data.mdb"), '0600', 'data.mdb still 0600');
+
+    ($rc, $out) = ctl(qw(--json cert import-list), $list);
+    is($rc, 0, 'the same list again (replaces each pair): exit 0');
+    is_deeply($json->decode($out), { imported => 20, replaced_acme => 0 }, '--json says how many');
+    ctl_ok(qw(cert rm), $_) for @names;
+}
+
 # --- rm --------------------------------------------------------------------------------------
 {
     my $gen = show_json($host)->{generation};

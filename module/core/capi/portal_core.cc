@@ -32,15 +32,33 @@ void set_err(char* err, size_t errlen, const char* msg) {
 
 struct OutOfPool {};
 
+// What fill copies: a remembered Hit or a fresh Entry.
+struct Fields {
+  const char* text;
+  size_t text_len, host_len, brand_len, limit_len, nsections;
+  const uint32_t* section_ends;
+  bool customer_signup, carrier_signup, suspended;
+};
+
+Fields fields(const portal::DomainCache::Hit& h) {
+  return {h.text(),         h.text_len,        h.host_len,        h.brand_len,
+          h.limit_len,      h.nsections,       h.section_ends(),  h.customer_signup,
+          h.carrier_signup, h.suspended};
+}
+
+Fields fields(const portal::DomainCache::Entry& e) {
+  return {e.text.data(),     e.text.size(),       e.host_len,          e.brand_len,
+          e.limit_len,       e.section_ends.size(), e.section_ends.data(), e.customer_signup,
+          e.carrier_signup,  e.suspended};
+}
+
 // One allocation in the caller's pool: the section slices, then the text.
-void fill(const portal::DomainCache::Entry& e, portal_alloc_pt alloc, void* ctx,
-          portal_domain_t* out) {
-  size_t nsections = e.section_ends.size();
-  size_t slices = nsections * sizeof(portal_str_t);
-  auto* block = static_cast<char*>(alloc(ctx, slices + e.text.size()));
+void fill(const Fields& e, portal_alloc_pt alloc, void* ctx, portal_domain_t* out) {
+  size_t slices = e.nsections * sizeof(portal_str_t);
+  auto* block = static_cast<char*>(alloc(ctx, slices + e.text_len));
   if (!block) throw OutOfPool{};
   char* text = block + slices;
-  std::memcpy(text, e.text.data(), e.text.size());
+  std::memcpy(text, e.text, e.text_len);
 
   auto slice = [&](size_t at, size_t len, portal_str_t* s) {
     s->data = text + at;
@@ -51,15 +69,15 @@ void fill(const portal::DomainCache::Entry& e, portal_alloc_pt alloc, void* ctx,
   slice(at += e.host_len, e.brand_len, &out->brand);
   slice(at += e.brand_len, e.limit_len, &out->customer_limit);
   at += e.limit_len;
-  slice(at, e.text.size() - at, &out->access);
+  slice(at, e.text_len - at, &out->access);
   const char* status = e.suspended ? "suspended" : "active";  // static storage
   out->status.data = status;
   out->status.len = std::strlen(status);
 
-  out->nsections = nsections;
-  out->sections = nsections ? reinterpret_cast<portal_str_t*>(block) : nullptr;
+  out->nsections = e.nsections;
+  out->sections = e.nsections ? reinterpret_cast<portal_str_t*>(block) : nullptr;
   size_t start = 0;
-  for (size_t i = 0; i < nsections; i++) {
+  for (size_t i = 0; i < e.nsections; i++) {
     slice(at + start, e.section_ends[i] - start, &out->sections[i]);
     start = e.section_ends[i] + 1;  // past the comma
   }
@@ -120,10 +138,10 @@ portal_rc_t portal_reader_lookup(portal_reader_t* r, const char* host, size_t le
   if (err && errlen) err[0] = '\0';
   try {
     std::string_view name(host, len);
-    const portal::DomainCache::Entry* hit = r->cache.find(name, r->reader.committed_txnid());
+    const portal::DomainCache::Hit* hit = r->cache.find(name, r->reader.committed_txnid());
     if (hit) {
       if (!hit->found) return PORTAL_NOT_FOUND;
-      fill(*hit, alloc, ctx, out);
+      fill(fields(*hit), alloc, ctx, out);
       return PORTAL_FOUND;
     }
 
@@ -134,8 +152,8 @@ portal_rc_t portal_reader_lookup(portal_reader_t* r, const char* host, size_t le
         &first);
     switch (rc) {
       case portal::SnapshotReader::Result::found:
-        fill(entry, alloc, ctx, out);
-        r->cache.put(std::move(entry), r->reader.last_txnid());
+        fill(fields(entry), alloc, ctx, out);
+        r->cache.put(entry, r->reader.last_txnid());
         return PORTAL_FOUND;
       case portal::SnapshotReader::Result::not_found:
         r->cache.put(portal::DomainCache::Entry::from(name, nullptr), r->reader.last_txnid());

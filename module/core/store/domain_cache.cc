@@ -1,7 +1,9 @@
 #include "domain_cache.h"
 
 #include <algorithm>
+#include <cstring>
 #include <functional>
+#include <new>
 
 namespace portal {
 
@@ -35,39 +37,57 @@ DomainCache::Entry DomainCache::Entry::from(std::string_view host, const DomainV
 namespace {
 
 constexpr size_t kJudgeAfter = 8192;  // lookups of a full cache before judging its worth
+constexpr size_t kBlockSize = 64 * 1024;
 
 }  // namespace
 
 void DomainCache::reset(uint64_t txnid) {
-  if (!entries_.empty()) std::fill(slots_.begin(), slots_.end(), Slot{});
-  entries_.clear();
+  if (count_) std::fill(slots_.begin(), slots_.end(), Slot{});
+  count_ = 0;
+  block_ = used_ = 0;
   txnid_ = txnid;
   probes_ = hits_ = 0;
   bypass_ = false;
 }
 
-const DomainCache::Entry* DomainCache::lookup(std::string_view host, uint64_t hash,
-                                              size_t* slot) const {
+char* DomainCache::allocate(size_t n) {
+  n = (n + 7) & ~size_t(7);
+  for (; block_ < blocks_.size(); block_++, used_ = 0) {
+    Block& b = blocks_[block_];
+    if (used_ + n <= b.size) {
+      char* p = b.data.get() + used_;
+      used_ += n;
+      return p;
+    }
+  }
+  size_t size = std::max(n, kBlockSize);
+  blocks_.push_back(Block{std::unique_ptr<char[]>(new char[size]), size});
+  used_ = n;
+  return blocks_.back().data.get();
+}
+
+const DomainCache::Hit* DomainCache::lookup(std::string_view host, uint64_t hash,
+                                            size_t* slot) const {
   size_t mask = slots_.size() - 1;
   for (size_t i = hash & mask;; i = (i + 1) & mask) {
     const Slot& s = slots_[i];
-    if (!s.entry) {
+    if (!s.hit) {
       *slot = i;
       return nullptr;
     }
-    if (s.hash == hash && entries_[s.entry - 1].host() == host) return &entries_[s.entry - 1];
+    if (s.hash == hash && s.hit->host() == host) return s.hit;
   }
 }
 
-const DomainCache::Entry* DomainCache::find(std::string_view host, uint64_t txnid) {
+const DomainCache::Hit* DomainCache::find(std::string_view host, uint64_t txnid) {
   if (txnid != txnid_) {
     reset(txnid);
     return nullptr;
   }
-  if (bypass_ || entries_.empty()) return nullptr;
+  if (bypass_ || !count_) return nullptr;
   size_t slot;
-  const Entry* e = lookup(host, std::hash<std::string_view>{}(host), &slot);
-  if (entries_.size() >= capacity_) {
+  const Hit* e = lookup(host, std::hash<std::string_view>{}(host), &slot);
+  if (count_ >= capacity_) {
     hits_ += e != nullptr;
     if (++probes_ == kJudgeAfter) {
       bypass_ = hits_ * 4 < probes_;
@@ -77,9 +97,9 @@ const DomainCache::Entry* DomainCache::find(std::string_view host, uint64_t txni
   return e;
 }
 
-const DomainCache::Entry* DomainCache::put(Entry entry, uint64_t txnid) {
+const DomainCache::Hit* DomainCache::put(const Entry& entry, uint64_t txnid) {
   if (txnid != txnid_) reset(txnid);
-  if (bypass_ || entries_.size() >= capacity_) return nullptr;
+  if (bypass_ || count_ >= capacity_) return nullptr;
   if (slots_.empty()) {
     size_t n = 16;
     while (n < 2 * capacity_) n *= 2;  // at most half full: short probes
@@ -87,10 +107,24 @@ const DomainCache::Entry* DomainCache::put(Entry entry, uint64_t txnid) {
   }
   uint64_t hash = std::hash<std::string_view>{}(entry.host());
   size_t slot;
-  if (const Entry* e = lookup(entry.host(), hash, &slot)) return e;
-  entries_.push_back(std::move(entry));
-  slots_[slot] = Slot{hash, static_cast<uint32_t>(entries_.size())};
-  return &entries_.back();
+  if (const Hit* e = lookup(entry.host(), hash, &slot)) return e;
+
+  size_t ends = entry.section_ends.size() * sizeof(uint32_t);
+  char* block = allocate(sizeof(Hit) + ends + entry.text.size());
+  Hit* hit = new (block) Hit{static_cast<uint32_t>(entry.text.size()),
+                             entry.host_len,
+                             entry.brand_len,
+                             entry.limit_len,
+                             static_cast<uint32_t>(entry.section_ends.size()),
+                             entry.found,
+                             entry.customer_signup,
+                             entry.carrier_signup,
+                             entry.suspended};
+  if (ends) std::memcpy(block + sizeof(Hit), entry.section_ends.data(), ends);
+  std::memcpy(block + sizeof(Hit) + ends, entry.text.data(), entry.text.size());
+  slots_[slot] = Slot{hash, hit};
+  count_++;
+  return hit;
 }
 
 }  // namespace portal

@@ -96,11 +96,17 @@ class StateReader {
       lmdb::Txn& txn;
       ~Reset() { txn.reset(); }
     } reset{txn_};
+    txnid_ = mdb_txn_id(txn_.get());
     std::string_view value;
     if (!txn_.get(dbs_.certs, host, &value)) return false;
     fn(value);
     return true;
   }
+
+  // The transaction id the last cert() read, and the newest one committed (from the meta
+  // pages, without a transaction): equal, nothing has changed since.
+  uint64_t last_txnid() const { return txnid_; }
+  uint64_t committed_txnid() const { return env_->last_txnid(); }
 
   // The key authorization of an HTTP-01 token, copied: nullopt when unknown.
   std::optional<std::string> challenge(std::string_view token);
@@ -117,6 +123,7 @@ class StateReader {
   EnvPtr env_;
   lmdb::Txn txn_;
   StateDbs dbs_;
+  uint64_t txnid_ = 0;
 };
 
 }  // namespace portal

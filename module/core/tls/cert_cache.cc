@@ -21,6 +21,7 @@ struct CertCache::Loaded {
     EVP_PKEY* key = nullptr;
   };
   uint64_t generation = 0;
+  uint64_t checked_txnid = 0;  // the store's transaction id when the record last matched
   std::vector<Pair> pairs;
 
   ~Loaded() {
@@ -76,16 +77,24 @@ CertCache::Result CertCache::use(SSL* ssl, std::string_view host, bool* first_re
   uint64_t bad_generation = 0;
   bool malformed = false;
 
+  key_.assign(host.data(), host.size());
+  auto cached = map_.find(key_);
+  if (cached != map_.end() && cached->second.first->checked_txnid == reader_.committed_txnid()) {
+    lru_.splice(lru_.begin(), lru_, cached->second.second);  // nothing committed since
+    return put_on(ssl, *cached->second.first);
+  }
+
   bool found = reader_.cert(host, [&](std::string_view value) {
     uint64_t generation;
     if (!peek_generation(value, &generation)) {
       malformed = true;
       return;
     }
-    auto it = map_.find(std::string(host));
+    auto it = cached;
     if (it != map_.end() && it->second.first->generation == generation) {
       lru_.splice(lru_.begin(), lru_, it->second.second);  // a hit parses nothing
       loaded = it->second.first.get();
+      loaded->checked_txnid = reader_.last_txnid();
       return;
     }
     CertRecord rec;
@@ -96,6 +105,7 @@ CertCache::Result CertCache::use(SSL* ssl, std::string_view host, bool* first_re
       bad_generation = generation;
       return;
     }
+    fresh->checked_txnid = reader_.last_txnid();
     if (it != map_.end()) {  // a rotated certificate: the new one replaces the old
       it->second.first = std::move(fresh);
       lru_.splice(lru_.begin(), lru_, it->second.second);
@@ -126,9 +136,13 @@ CertCache::Result CertCache::use(SSL* ssl, std::string_view host, bool* first_re
     return Result::malformed;
   }
 
+  return put_on(ssl, *loaded);
+}
+
+CertCache::Result CertCache::put_on(SSL* ssl, const Loaded& loaded) {
   // This name's pairs only: none of the server's own (fallback) certificates stays on.
   SSL_certs_clear(ssl);
-  for (const Loaded::Pair& p : loaded->pairs) {
+  for (const Loaded::Pair& p : loaded.pairs) {
     if (SSL_use_certificate(ssl, p.leaf) != 1 || SSL_use_PrivateKey(ssl, p.key) != 1 ||
         SSL_set1_chain(ssl, p.chain) != 1) {
       ERR_clear_error();

@@ -1,7 +1,9 @@
 // A worker's certificates for the TLS handshake: per SNI name, the parsed certificate,
-// chain and key of each key type, kept in a bounded LRU cache and checked against the
-// state store's generation number at every handshake, so that a cached name parses nothing
-// and a rotated certificate is served from the next handshake on.
+// chain and key of each key type, kept in a bounded LRU cache, so that a cached name parses
+// nothing and a rotated certificate is served from the next handshake on. An entry is
+// checked against the state store's record (its generation number) only when the store has
+// had a commit since the last check (LMDB's last transaction id, read without a
+// transaction): a handshake for a cached name in a quiet store reads nothing from LMDB.
 #pragma once
 
 #include <openssl/ssl.h>
@@ -38,8 +40,11 @@ class CertCache {
   struct Loaded;
   using Lru = std::list<std::string>;
 
+  Result put_on(SSL* ssl, const Loaded& loaded);
+
   StateReader reader_;
   size_t capacity_;
+  std::string key_;  // the host being looked up, in a buffer that is reused
   Lru lru_;  // most recent first
   std::unordered_map<std::string, std::pair<std::unique_ptr<Loaded>, Lru::iterator>> map_;
   std::unordered_map<std::string, uint64_t> reported_;  // host -> generation logged bad
