@@ -38,6 +38,7 @@ class CertCache {
 
  private:
   struct Loaded;
+  class Parser;
   using Lru = std::list<std::string>;
 
   Result put_on(SSL* ssl, const Loaded& loaded);
@@ -48,6 +49,7 @@ class CertCache {
   Lru lru_;  // most recent first
   std::unordered_map<std::string, std::pair<std::unique_ptr<Loaded>, Lru::iterator>> map_;
   std::unordered_map<std::string, uint64_t> reported_;  // host -> generation logged bad
+  std::unique_ptr<Parser> parser_;
 };
 
 }  // namespace portal
