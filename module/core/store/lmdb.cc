@@ -284,7 +284,13 @@ void put_u64(Txn& txn, MDB_dbi dbi, std::string_view key, uint64_t value) {
 Cursor::Cursor(const Txn& txn, MDB_dbi dbi) {
   MDB_txn* t = txn.get();
   MDB_cursor* cur = nullptr;
-  int rc = guarded([&] { return mdb_cursor_open(t, dbi, &cur); });
+  // mdb_stat first: it reads the database's root from the map with a cursor on its stack, so
+  // that a fault there leaks nothing, and mdb_cursor_open (which mallocs) then reads no page.
+  MDB_stat st;
+  int rc = guarded([&] {
+    int r = mdb_stat(t, dbi, &st);
+    return r ? r : mdb_cursor_open(t, dbi, &cur);
+  });
   if (rc) check(rc, "mdb_cursor_open", mdb_txn_env(t));
   cur_ = cur;
 }
