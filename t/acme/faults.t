@@ -91,7 +91,8 @@ for my $h (qw(one.portal.example two.portal.example)) {
 # Pebble back, sleeping up to 3 s before it validates, so that an order is in flight.
 $p = $acme->start_pebble(env => { PEBBLE_WFE_NONCEREJECT => 0, PEBBLE_VA_NOSLEEP => 0,
                                   PEBBLE_VA_SLEEPTIME => 3 });
-my ($engine_pid) = $t->error_log =~ /(\d+)#\d+: portal: acme: this worker runs the ACME engine/;
+# the last worker that took the engine (it moves when its worker exits)
+my ($engine_pid) = ($t->error_log =~ /(\d+)#\d+: portal: acme: this worker runs the ACME engine/g)[-1];
 ok($engine_pid, "the engine runs in worker $engine_pid");
 $acme->point_here('four.portal.example', 'edge.portal.test');
 $log_from = length $t->error_log;
@@ -103,8 +104,10 @@ ok(kill('KILL', $engine_pid), "SIGKILL to the engine's worker $engine_pid");
 ok(wait_for(sub { served_by_pebble('four.portal.example') }, 30),
    'after the kill, another engine finishes: four.portal.example is served (the pair matches: '
    . 'the handshake proves the key)') or diag $t->error_log_tail(20);
+wait_for(sub { substr($t->error_log, $log_from) =~ /worker process $engine_pid exited on signal 9/ }, 5);
 my $after = substr($t->error_log, $log_from);
-like($after, qr/worker process $engine_pid exited on signal 9/, 'the worker was killed');
+like($after, qr/worker process $engine_pid exited on signal 9/, 'the worker was killed')
+    or diag join "\n", grep { /runs the ACME engine|exited on signal/ } split /\n/, $t->error_log;
 like($after, qr/(resuming order \Q$order\E|order \S+ created)/, 'the order was resumed or restarted');
 note(($after =~ /resuming order/) ? 'the order was resumed' : 'a new order was made');
 is(status_of('four.portal.example')->{state}, 'active', 'four.portal.example is active');
