@@ -94,7 +94,9 @@ void check(int rc, const char* call, MDB_env* env) {
 void install_fault_guard() {
   static std::once_flag once;
   std::call_once(once, [] {
-    if (pthread_key_create(&g_guard_key, nullptr) != 0) throw std::runtime_error("pthread_key_create");
+    if (pthread_key_create(&g_guard_key, nullptr) != 0) {
+      throw std::runtime_error("pthread_key_create failed");
+    }
     struct sigaction sa = {};
     sa.sa_sigaction = on_sigbus;
     sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
