@@ -89,8 +89,8 @@ void Lookup(benchmark::State& state) {
 BENCHMARK(Lookup)
     ->ArgNames({"domains", "memo"})
     ->Args({10000, 0})
-    ->Args({10000, 16384})
+    ->Args({10000, 131072})
     ->Args({1000000, 0})
-    ->Args({1000000, 16384});
+    ->Args({1000000, 131072});
 
 BENCHMARK_MAIN();

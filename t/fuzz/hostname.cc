@@ -1,6 +1,8 @@
-// canonical_host (both forms) and host_from_input: never a crash, never more than 253 bytes
-// out, and the canonical form is a fixed point of every entry.
+// canonical_host (both forms; its one-pass fast path against canonical_host_checked) and
+// host_from_input: never a crash, never more than 253 bytes out, and the canonical form is a
+// fixed point of every entry.
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "fuzz.h"
@@ -21,6 +23,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bool ok = canonical_host(in, canon);
   FUZZ_CHECK(ok == (rc == HostCheck::ok));
   FUZZ_CHECK(ok ? why.empty() : !why.empty());
+  // The one-pass fast path and the step-by-step rules decide alike, with the same output.
+  char checked[kMaxHostLen];
+  size_t checked_len = 0;
+  FUZZ_CHECK(canonical_host_checked(in, checked, &checked_len) == rc);
+  if (ok) FUZZ_CHECK(checked_len == len && std::memcmp(checked, buf, len) == 0);
   if (ok) {
     FUZZ_CHECK(len == canon.size() && std::string_view(buf, len) == canon);
     FUZZ_CHECK(len >= 3 && len <= kMaxHostLen);

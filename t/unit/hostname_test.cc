@@ -73,6 +73,30 @@ TEST(Hostname, Ports) {
   EXPECT_EQ(check("[::1"), HostCheck::invalid);
 }
 
+// canonical_host takes a one-pass fast path for a plain valid host and leaves everything
+// else to canonical_host_checked: the two must decide every value alike.
+TEST(Hostname, FastPathAgreesWithTheChecks) {
+  const std::string label63(63, 'a'), label64(64, 'a');
+  const std::string name253 = label63 + "." + label63 + "." + label63 + "." + std::string(61, 'b');
+  const std::string values[] = {
+      "portal.yourwebsite.com", "PORTAL.YourWebsite.COM", "portal.yourwebsite.com.",
+      "portal.yourwebsite.com:80", "a-b.c0.example", "xn--bcher-kva.example", "a.b", "a.1b",
+      "a.b1", "a.11", "1.2.3.4", "a.-b", "a.b-", "-a.b", "a-.b", "a..b", ".a.b", "a.b..", "a.",
+      ".", "..", "", "a", "A", "_", "a_b.example", "a b.example", std::string("a\0.b", 5),
+      "portal.b\xc3\xbc" "cher.example", label63 + ".example", label64 + ".example",
+      "x." + label64, name253, name253 + ".", name253 + "b", name253 + "b.", name253 + "..",
+      "[::1]", "a.example:", "A.EXAMPLE.:8443", "a.example:99999", "a:b.example"};
+  for (const std::string& in : values) {
+    char fast[portal::kMaxHostLen], checked[portal::kMaxHostLen];
+    size_t fast_len = 0, checked_len = 0;
+    HostCheck rc = canonical_host(in, fast, &fast_len);
+    EXPECT_EQ(rc, portal::canonical_host_checked(in, checked, &checked_len)) << in;
+    if (rc == HostCheck::ok) {
+      EXPECT_EQ(std::string(fast, fast_len), std::string(checked, checked_len)) << in;
+    }
+  }
+}
+
 TEST(Hostname, MessagesNameTheValueSafely) {
   std::string out, why;
   EXPECT_FALSE(canonical_host("bad_host.example", out, &why));

@@ -1,5 +1,7 @@
 #include "hostname.h"
 
+#include <cstring>
+
 #include "../util/text.h"
 
 namespace portal {
@@ -26,9 +28,61 @@ bool is_ldh(unsigned char ch) {
   return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-';
 }
 
+// Each byte's lower-case form if it may appear in a canonical host ('.' included), else 0.
+struct HostBytes {
+  char map[256] = {};
+  constexpr HostBytes() {
+    for (int c = 'a'; c <= 'z'; c++) map[c] = static_cast<char>(c);
+    for (int c = 'A'; c <= 'Z'; c++) map[c] = static_cast<char>(c | 0x20);
+    for (int c = '0'; c <= '9'; c++) map[c] = static_cast<char>(c);
+    map[static_cast<int>('-')] = '-';
+    map[static_cast<int>('.')] = '.';
+  }
+};
+constexpr HostBytes kHostBytes;
+
+// The request path's common case in one pass of a table: a valid host with no port. Anything
+// else (a port, an IP literal, a bad byte or label) is left to canonical_host_checked, which
+// decides and says why; both accept exactly the same hosts.
+bool canonical_fast(std::string_view in, char* out, size_t* out_len) {
+  size_t n = in.size();
+  if (n && in[n - 1] == '.') n--;
+  if (n == 0 || n > kMaxHostLen) return false;
+  const char* src = in.data();
+  for (size_t i = 0; i < n; i++) {
+    char c = kHostBytes.map[static_cast<unsigned char>(src[i])];
+    if (c == 0) return false;
+    out[i] = c;
+  }
+  const char* end = out + n;
+  const char* label = out;
+  size_t labels = 0;
+  for (;;) {
+    auto* dot = static_cast<const char*>(std::memchr(label, '.', static_cast<size_t>(end - label)));
+    const char* label_end = dot ? dot : end;
+    size_t len = static_cast<size_t>(label_end - label);
+    if (len == 0 || len > kMaxLabelLen || label[0] == '-' || label_end[-1] == '-') return false;
+    labels++;
+    if (!dot) break;
+    label = dot + 1;
+  }
+  if (labels < 2) return false;
+  const char* p = label;
+  while (p < end && *p >= '0' && *p <= '9') p++;
+  if (p == end) return false;  // the last label is all digits
+  *out_len = n;
+  return true;
+}
+
 }  // namespace
 
 HostCheck canonical_host(std::string_view in, char* out, size_t* out_len, std::string* why) {
+  if (canonical_fast(in, out, out_len)) return HostCheck::ok;
+  return canonical_host_checked(in, out, out_len, why);
+}
+
+HostCheck canonical_host_checked(std::string_view in, char* out, size_t* out_len,
+                                 std::string* why) {
   std::string_view name = in;
 
   // An IP literal ("[::1]", "[::1]:443") is never a portal domain; only its port can be bad.

@@ -19,5 +19,9 @@ enum class HostCheck { ok, bad_port, invalid };
 HostCheck canonical_host(std::string_view in, char* out, size_t* out_len,
                          std::string* why = nullptr);
 bool canonical_host(std::string_view in, std::string& out, std::string* why = nullptr);
+// The same rules checked step by step (what canonical_host falls back to for anything but a
+// plain valid host): the reference the fast path is tested and fuzzed against.
+HostCheck canonical_host_checked(std::string_view in, char* out, size_t* out_len,
+                                 std::string* why = nullptr);
 
 }  // namespace portal

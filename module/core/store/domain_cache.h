@@ -48,7 +48,9 @@ class DomainCache {
     std::string_view host() const { return std::string_view(text(), host_len); }
   };
 
-  explicit DomainCache(size_t capacity) : capacity_(capacity) {}
+  // The hash seed is drawn per process: hosts are the clients' choice, and a fixed hash would
+  // let one client fill the table with names that all land in the same run of slots.
+  explicit DomainCache(size_t capacity);
 
   // The entry for host if it was read at transaction txnid; empties a cache of an older one.
   const Hit* find(std::string_view host, uint64_t txnid);
@@ -72,15 +74,20 @@ class DomainCache {
   };
 
   void reset(uint64_t txnid);
-  const Hit* lookup(std::string_view host, uint64_t hash, size_t* slot) const;
+  uint64_t hash(std::string_view host) const;
+  const Hit* lookup(std::string_view host, uint64_t h, size_t* slot) const;
+  void grow();
   char* allocate(size_t n);
 
   size_t capacity_;
+  uint64_t seed_;
   uint64_t txnid_ = 0;
   size_t probes_ = 0, hits_ = 0;  // counted once full
   bool bypass_ = false;
   size_t count_ = 0;
-  std::vector<Slot> slots_;  // allocated on the first entry: at least twice the capacity
+  // At most half full: short probes. It starts small and doubles as entries come, up to
+  // twice the capacity, so that a worker that sees few hosts holds little.
+  std::vector<Slot> slots_;
   std::vector<Block> blocks_;
   size_t block_ = 0, used_ = 0;  // where the next entry goes
 };
