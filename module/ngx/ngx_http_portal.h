@@ -17,23 +17,31 @@
 /* a failed open of the snapshot or the state store is retried at most this often */
 #define NGX_HTTP_PORTAL_REOPEN_DELAY     1
 
-#define NGX_HTTP_PORTAL_CACHE            16384
+#define NGX_HTTP_PORTAL_CACHE            131072
 #define NGX_HTTP_PORTAL_SSL_CACHE        1000
 
 #define NGX_HTTP_PORTAL_SSL_FALLBACK     0
 #define NGX_HTTP_PORTAL_SSL_REJECT       1
 
 
-/* lookups since nginx started, in shared memory: portal_requests_total of portal_status */
+/*
+ * Lookups since nginx started, in shared memory: portal_requests_total of portal_status.
+ * One slot per worker number, each on its own cache line, so that workers on different cores
+ * never write the same line; a worker of the old generation during a reload shares its
+ * number's slot with the new one, hence the atomic adds.
+ */
+#define NGX_HTTP_PORTAL_COUNTER_SLOTS    64
+
 typedef struct {
     ngx_atomic_t               hit;
     ngx_atomic_t               miss;
+    u_char                     pad[NGX_CPU_CACHE_LINE - 2 * sizeof(ngx_atomic_t)];
 } ngx_http_portal_counters_t;
 
 
 typedef struct {
     ngx_str_t                  data;            /* portal_data, with a trailing NUL */
-    ngx_http_portal_counters_t *counters;       /* shared by all workers */
+    ngx_http_portal_counters_t *counters;       /* shared: NGX_HTTP_PORTAL_COUNTER_SLOTS */
     portal_reader_t           *reader;          /* per worker, opened after fork */
     time_t                     reopen_at;
     ngx_uint_t                 cache;           /* portal_cache */

@@ -20,12 +20,15 @@
 
 #define NGX_HTTP_PORTAL_MAX_GROUPS       256
 
+#define NGX_HTTP_PORTAL_NHEADERS         7     /* X-Portal-* headers of portal_headers */
+
 
 typedef struct {
     ngx_flag_t                 enable;          /* portal */
     ngx_int_t                  unknown_host;    /* portal_unknown_host: code, 0 is off */
     ngx_array_t               *require_access;  /* of ngx_str_t */
     ngx_uint_t                 require_signup;  /* NGX_HTTP_PORTAL_SIGNUP_* */
+    ngx_flag_t                 headers;         /* portal_headers */
     u_char                    *enable_file;     /* where "portal on" was set */
     ngx_uint_t                 enable_line;
     u_char                    *gate_file;       /* where a portal_require_* was set */
@@ -54,7 +57,17 @@ typedef struct {
     ngx_uint_t                 status;          /* 0, or the answer a bad host gets */
     unsigned                   found:1;
     unsigned                   error:1;
+    unsigned                   headers_added:1;
 } ngx_http_portal_ctx_t;
+
+
+/* an X-Portal-* header that portal_headers adds, as nginx's header parser would make it */
+typedef struct {
+    ngx_str_t                  key;
+    ngx_str_t                  lowcase_key;
+    ngx_uint_t                 hash;            /* of lowcase_key, set at configuration */
+    ngx_uint_t                 field;           /* ngx_http_portal_var_* */
+} ngx_http_portal_header_t;
 
 
 static ngx_http_portal_ctx_t *ngx_http_portal_resolve(ngx_http_request_t *r);
@@ -65,9 +78,11 @@ static portal_reader_t *ngx_http_portal_reader(ngx_http_portal_main_conf_t *pmcf
 static ngx_uint_t ngx_http_portal_is_ours(ngx_str_t *key);
 static ngx_int_t ngx_http_portal_strip_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_portal_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_portal_add_headers(ngx_http_request_t *r,
+    ngx_http_portal_ctx_t *ctx);
+static void ngx_http_portal_value(ngx_http_portal_ctx_t *ctx, ngx_uint_t field,
+    ngx_str_t *value);
 static ngx_int_t ngx_http_portal_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_http_portal_flag_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 static char *ngx_http_portal_data(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
@@ -180,6 +195,13 @@ static ngx_command_t  ngx_http_portal_commands[] = {
       0,
       NULL },
 
+    { ngx_string("portal_headers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_portal_loc_conf_t, headers),
+      NULL },
+
       ngx_null_command
 };
 
@@ -220,7 +242,9 @@ enum {
     ngx_http_portal_var_brand,
     ngx_http_portal_var_customer_limit,
     ngx_http_portal_var_access,
-    ngx_http_portal_var_status
+    ngx_http_portal_var_status,
+    ngx_http_portal_var_customer_signup,
+    ngx_http_portal_var_carrier_signup
 };
 
 
@@ -241,15 +265,34 @@ static ngx_http_variable_t  ngx_http_portal_vars[] = {
     { ngx_string("portal_status"), NULL, ngx_http_portal_variable,
       ngx_http_portal_var_status, 0, 0 },
 
-    { ngx_string("portal_customer_signup"), NULL,
-      ngx_http_portal_flag_variable, NGX_HTTP_PORTAL_SIGNUP_CUSTOMER,
-      0, 0 },
+    { ngx_string("portal_customer_signup"), NULL, ngx_http_portal_variable,
+      ngx_http_portal_var_customer_signup, 0, 0 },
 
-    { ngx_string("portal_carrier_signup"), NULL,
-      ngx_http_portal_flag_variable, NGX_HTTP_PORTAL_SIGNUP_CARRIER,
-      0, 0 },
+    { ngx_string("portal_carrier_signup"), NULL, ngx_http_portal_variable,
+      ngx_http_portal_var_carrier_signup, 0, 0 },
 
       ngx_http_null_variable
+};
+
+
+/* what portal_headers adds: the names and values of portal_params' proxy_set_header lines
+ * before it, so that a backend sees the same request either way */
+
+static ngx_http_portal_header_t  ngx_http_portal_headers[NGX_HTTP_PORTAL_NHEADERS] = {
+    { ngx_string("X-Portal-Host"), ngx_string("x-portal-host"), 0,
+      ngx_http_portal_var_host },
+    { ngx_string("X-Portal-Brand"), ngx_string("x-portal-brand"), 0,
+      ngx_http_portal_var_brand },
+    { ngx_string("X-Portal-Customer-Signup"), ngx_string("x-portal-customer-signup"), 0,
+      ngx_http_portal_var_customer_signup },
+    { ngx_string("X-Portal-Carrier-Signup"), ngx_string("x-portal-carrier-signup"), 0,
+      ngx_http_portal_var_carrier_signup },
+    { ngx_string("X-Portal-Customer-Limit"), ngx_string("x-portal-customer-limit"), 0,
+      ngx_http_portal_var_customer_limit },
+    { ngx_string("X-Portal-Access"), ngx_string("x-portal-access"), 0,
+      ngx_http_portal_var_access },
+    { ngx_string("X-Portal-Status"), ngx_string("x-portal-status"), 0,
+      ngx_http_portal_var_status }
 };
 
 
@@ -272,6 +315,7 @@ ngx_http_portal_resolve(ngx_http_request_t *r)
     ngx_pool_cleanup_t           *cln;
     ngx_http_request_t           *mr;
     ngx_http_portal_ctx_t        *ctx;
+    ngx_http_portal_counters_t   *counters;
     ngx_http_portal_main_conf_t  *pmcf;
 
     mr = r->main;
@@ -319,13 +363,6 @@ ngx_http_portal_resolve(ngx_http_request_t *r)
                                   (char *) host, &len))
     {
     case PORTAL_HOST_OK:
-        ctx->host.data = ngx_pnalloc(mr->pool, len);
-        if (ctx->host.data == NULL) {
-            return NULL;
-        }
-
-        ctx->host.len = len;
-        ngx_memcpy(ctx->host.data, host, len);
         break;
 
     case PORTAL_HOST_BAD_PORT:
@@ -346,15 +383,27 @@ ngx_http_portal_resolve(ngx_http_request_t *r)
                               mr->pool, &ctx->domain, err, sizeof(err));
 
     if (pmcf->counters && rc != PORTAL_ERROR) {
-        (void) ngx_atomic_fetch_add(rc == PORTAL_FOUND ? &pmcf->counters->hit
-                                                       : &pmcf->counters->miss, 1);
+        counters = &pmcf->counters[ngx_worker % NGX_HTTP_PORTAL_COUNTER_SLOTS];
+        (void) ngx_atomic_fetch_add(rc == PORTAL_FOUND ? &counters->hit : &counters->miss, 1);
     }
 
-    switch (rc) {
-
-    case PORTAL_FOUND:
+    if (rc == PORTAL_FOUND) {
+        /* the record's copy of the canonical host */
+        ctx->host.data = (u_char *) ctx->domain.host.data;
+        ctx->host.len = ctx->domain.host.len;
         ctx->found = 1;
-        break;
+        return ctx;
+    }
+
+    ctx->host.data = ngx_pnalloc(mr->pool, len);
+    if (ctx->host.data == NULL) {
+        return NULL;
+    }
+
+    ctx->host.len = len;
+    ngx_memcpy(ctx->host.data, host, len);
+
+    switch (rc) {
 
     case PORTAL_NOT_FOUND:
         break;
@@ -453,7 +502,7 @@ static ngx_int_t
 ngx_http_portal_strip_handler(ngx_http_request_t *r)
 {
     ngx_uint_t                    i, n, found;
-    ngx_list_t                    list;
+    ngx_list_t                    old;
     ngx_list_part_t              *part;
     ngx_table_elt_t              *h, *copy;
     ngx_http_portal_main_conf_t  *pmcf;
@@ -479,14 +528,18 @@ ngx_http_portal_strip_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    if (ngx_list_init(&list, r->pool, n - found ? n - found : 1,
+    /* built in place: a list copied by value would keep "last" pointing into the copy */
+
+    old = r->headers_in.headers;
+
+    if (ngx_list_init(&r->headers_in.headers, r->pool, n - found ? n - found : 1,
                       sizeof(ngx_table_elt_t))
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    for (part = &r->headers_in.headers.part; part; part = part->next) {
+    for (part = &old.part; part; part = part->next) {
         h = part->elts;
 
         for (i = 0; i < part->nelts; i++) {
@@ -497,7 +550,7 @@ ngx_http_portal_strip_handler(ngx_http_request_t *r)
                 continue;
             }
 
-            copy = ngx_list_push(&list);
+            copy = ngx_list_push(&r->headers_in.headers);
             if (copy == NULL) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
@@ -505,8 +558,6 @@ ngx_http_portal_strip_handler(ngx_http_request_t *r)
             *copy = h[i];
         }
     }
-
-    r->headers_in.headers = list;
 
     return NGX_DECLINED;
 }
@@ -631,28 +682,93 @@ ngx_http_portal_handler(ngx_http_request_t *r)
         }
     }
 
+    if (plcf->headers && r == r->main) {
+        return ngx_http_portal_add_headers(r, ctx);
+    }
+
     return NGX_DECLINED;
 }
 
 
+/* The X-Portal-* headers join the request's own, once per request (an internal redirect
+ * runs this phase again): every backend module passes them on (proxy, fastcgi as
+ * HTTP_X_PORTAL_*, uwsgi, scgi, grpc), and a proxy_set_header of the same name replaces
+ * them.  The client's own were dropped in POST_READ, before anything could read them. */
+
 static ngx_int_t
-ngx_http_portal_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
-    uintptr_t data)
+ngx_http_portal_add_headers(ngx_http_request_t *r, ngx_http_portal_ctx_t *ctx)
 {
-    portal_str_t           *s;
-    ngx_http_portal_ctx_t  *ctx;
+    ngx_str_t                  value[NGX_HTTP_PORTAL_NHEADERS];
+    ngx_uint_t                 i, n, reserved;
+    ngx_list_t                *list;
+    ngx_table_elt_t           *h;
+    ngx_http_portal_header_t  *hd;
 
-    ctx = ngx_http_portal_resolve(r);
-    if (ctx == NULL) {
-        return NGX_ERROR;
+    if (ctx->headers_added) {
+        return NGX_DECLINED;
     }
 
-    if (!ctx->found) {
-        v->not_found = 1;
-        return NGX_OK;
+    ctx->headers_added = 1;
+
+    n = 0;
+
+    for (i = 0; i < NGX_HTTP_PORTAL_NHEADERS; i++) {
+        ngx_http_portal_value(ctx, ngx_http_portal_headers[i].field, &value[i]);
+
+        /* as proxy_set_header does with an empty value: no header */
+        n += (value[i].len != 0);
     }
 
-    switch (data) {
+    /* in one step when the list's last part has room for all of them, else one by one */
+
+    list = &r->headers_in.headers;
+    reserved = (list->last->nelts + n <= list->nalloc);
+    h = NULL;
+
+    if (reserved) {
+        h = (ngx_table_elt_t *) list->last->elts + list->last->nelts;
+        list->last->nelts += n;
+    }
+
+    for (i = 0; i < NGX_HTTP_PORTAL_NHEADERS; i++) {
+
+        if (value[i].len == 0) {
+            continue;
+        }
+
+        if (!reserved) {
+            h = ngx_list_push(list);
+            if (h == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
+        hd = &ngx_http_portal_headers[i];
+
+        h->hash = hd->hash;
+        h->key = hd->key;
+        h->value = value[i];
+        h->lowcase_key = hd->lowcase_key.data;
+#if (nginx_version >= 1023000)
+        h->next = NULL;
+#endif
+
+        h++;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* One field of a found domain, as its $portal_* variable and X-Portal-* header show it. */
+
+static void
+ngx_http_portal_value(ngx_http_portal_ctx_t *ctx, ngx_uint_t field, ngx_str_t *value)
+{
+    portal_str_t  *s;
+    ngx_uint_t     on;
+
+    switch (field) {
 
     case ngx_http_portal_var_host:
         s = &ctx->domain.host;
@@ -670,26 +786,28 @@ ngx_http_portal_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         s = &ctx->domain.access;
         break;
 
-    default: /* ngx_http_portal_var_status */
+    case ngx_http_portal_var_status:
         s = &ctx->domain.status;
         break;
+
+    default: /* the sign-up flags */
+        on = (field == ngx_http_portal_var_customer_signup) ? ctx->domain.customer_signup
+                                                            : ctx->domain.carrier_signup;
+        value->len = 1;
+        value->data = (u_char *) (on ? "1" : "0");
+        return;
     }
 
-    v->len = s->len;
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-    v->data = (u_char *) s->data;
-
-    return NGX_OK;
+    value->len = s->len;
+    value->data = (u_char *) s->data;
 }
 
 
 static ngx_int_t
-ngx_http_portal_flag_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+ngx_http_portal_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     uintptr_t data)
 {
-    ngx_uint_t              on;
+    ngx_str_t               value;
     ngx_http_portal_ctx_t  *ctx;
 
     ctx = ngx_http_portal_resolve(r);
@@ -702,14 +820,13 @@ ngx_http_portal_flag_variable(ngx_http_request_t *r, ngx_http_variable_value_t *
         return NGX_OK;
     }
 
-    on = (data == NGX_HTTP_PORTAL_SIGNUP_CUSTOMER) ? ctx->domain.customer_signup
-                                                   : ctx->domain.carrier_signup;
+    ngx_http_portal_value(ctx, data, &value);
 
-    v->len = 1;
+    v->len = value.len;
     v->valid = 1;
     v->no_cacheable = 0;
     v->not_found = 0;
-    v->data = (u_char *) (on ? "1" : "0");
+    v->data = value.data;
 
     return NGX_OK;
 }
@@ -782,7 +899,8 @@ ngx_http_portal_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_OK;
     }
 
-    pmcf->counters = ngx_slab_calloc(shpool, sizeof(ngx_http_portal_counters_t));
+    pmcf->counters = ngx_slab_calloc(shpool, NGX_HTTP_PORTAL_COUNTER_SLOTS
+                                             * sizeof(ngx_http_portal_counters_t));
     if (pmcf->counters == NULL) {
         return NGX_ERROR;
     }
@@ -1229,6 +1347,7 @@ ngx_http_portal_create_loc_conf(ngx_conf_t *cf)
     plcf->unknown_host = NGX_CONF_UNSET;
     plcf->require_access = NGX_CONF_UNSET_PTR;
     plcf->require_signup = NGX_CONF_UNSET_UINT;
+    plcf->headers = NGX_CONF_UNSET;
 
     return plcf;
 }
@@ -1247,6 +1366,7 @@ ngx_http_portal_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                          NGX_HTTP_MISDIRECTED_REQUEST);
     ngx_conf_merge_ptr_value(conf->require_access, prev->require_access, NULL);
     ngx_conf_merge_uint_value(conf->require_signup, prev->require_signup, 0);
+    ngx_conf_merge_value(conf->headers, prev->headers, 0);
 
     if (conf->enable_file == NULL) {
         conf->enable_file = prev->enable_file;
@@ -1287,8 +1407,15 @@ ngx_http_portal_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 static ngx_int_t
 ngx_http_portal_init(ngx_conf_t *cf)
 {
+    ngx_uint_t                  i;
     ngx_http_handler_pt        *h;
+    ngx_http_portal_header_t   *hd;
     ngx_http_core_main_conf_t  *cmcf;
+
+    for (i = 0; i < NGX_HTTP_PORTAL_NHEADERS; i++) {
+        hd = &ngx_http_portal_headers[i];
+        hd->hash = ngx_hash_key(hd->lowcase_key.data, hd->lowcase_key.len);
+    }
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 

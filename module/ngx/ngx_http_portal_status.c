@@ -79,6 +79,7 @@ ngx_http_portal_status_handler(ngx_http_request_t *r)
     ngx_uint_t                           prometheus;
     ngx_chain_t                          out;
     portal_str_t                         text;
+    ngx_uint_t                           i;
     unsigned long long                   requests[2], *counts;
     ngx_http_portal_main_conf_t         *pmcf;
     ngx_http_portal_status_main_conf_t  *smcf;
@@ -124,8 +125,14 @@ ngx_http_portal_status_handler(ngx_http_request_t *r)
     counts = NULL;
 
     if (pmcf->counters) {
-        requests[0] = pmcf->counters->hit;
-        requests[1] = pmcf->counters->miss;
+        requests[0] = 0;
+        requests[1] = 0;
+
+        for (i = 0; i < NGX_HTTP_PORTAL_COUNTER_SLOTS; i++) {
+            requests[0] += pmcf->counters[i].hit;
+            requests[1] += pmcf->counters[i].miss;
+        }
+
         counts = requests;
     }
 

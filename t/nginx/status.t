@@ -67,7 +67,7 @@ my ($expiry) = $p->{body} =~ /expiry_seconds\{host="portal\.yourwebsite\.com"\} 
 ok(abs($expiry - (time + 3 * 86400)) < 2 * 86400, 'as a Unix time about 3 days ahead');
 like($p->{body}, qr/^portal_acme_orders_total\{result="valid"\} 0$/m, 'portal_acme_orders_total');
 like($p->{body}, qr/^portal_requests_total\{result="hit"\} 5$/m, '5 hits, from both workers');
-like($p->{body}, qr/^portal_requests_total\{result="miss"\} 3$/m, '3 misses');
+like($p->{body}, qr/^portal_requests_total\{result="miss"\} 3$/m, "3 misses") or diag $p->{body};
 like($p->{body}, qr/^# TYPE portal_requests_total counter$/m, 'typed');
 
 for my $body ($r->{body}, $p->{body}) {
