@@ -202,10 +202,11 @@ CertCache::Result CertCache::use(SSL* ssl, std::string_view host, bool* first_re
 
 CertCache::Result CertCache::put_on(SSL* ssl, const Loaded& loaded) {
   // This name's pairs only: none of the server's own (fallback) certificates stays on.
+  // One call per pair: SSL_use_certificate, SSL_use_PrivateKey and SSL_set1_chain would each
+  // look the key type up again by name (OpenSSL 3.0), which is most of what a hit costs.
   SSL_certs_clear(ssl);
   for (const Loaded::Pair& p : loaded.pairs) {
-    if (SSL_use_certificate(ssl, p.leaf) != 1 || SSL_use_PrivateKey(ssl, p.key) != 1 ||
-        SSL_set1_chain(ssl, p.chain) != 1) {
+    if (SSL_use_cert_and_key(ssl, p.leaf, p.key, p.chain, 1) != 1) {
       ERR_clear_error();
       throw std::runtime_error("cannot use the certificate on the connection");
     }
