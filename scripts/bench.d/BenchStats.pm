@@ -3,7 +3,7 @@ package BenchStats;
 use strict;
 use warnings;
 use Exporter 'import';
-our @EXPORT = qw(median paired_ratio fmt size thousands);
+our @EXPORT = qw(median quantile paired_ratio paired_ratios fmt size thousands);
 
 sub median {
     my @v = sort { $a <=> $b } @_;
@@ -11,18 +11,31 @@ sub median {
     return @v % 2 ? $v[$#v / 2] : ($v[@v / 2 - 1] + $v[@v / 2]) / 2;
 }
 
-# Median over repetitions of key(s) / key(b): the scenarios take turns within each
-# repetition, so pairing them cancels most of a shared machine's drift.
+# The Q-quantile (0..1) of a list, linearly interpolated.
+sub quantile {
+    my ($q, @v) = @_;
+    @v = sort { $a <=> $b } @v;
+    return undef unless @v;
+    my $i = $q * $#v;
+    my $lo = int $i;
+    return $lo == $#v ? $v[$lo] : $v[$lo] + ($i - $lo) * ($v[$lo + 1] - $v[$lo]);
+}
+
+# key(s) / key(b) of each repetition: the scenarios take turns within each repetition, so
+# pairing them cancels most of a shared machine's drift.
 # BY_REP: { rep => { scenario => { key => value } } }.
-sub paired_ratio {
+sub paired_ratios {
     my ($by_rep, $s, $b, $key) = @_;
     my @r;
     for my $rep (keys %$by_rep) {
         my ($x, $y) = ($by_rep->{$rep}{$s}, $by_rep->{$rep}{$b});
         push @r, $x->{$key} / $y->{$key} if $x && $y && $y->{$key} > 0;
     }
-    return median(@r);
+    return @r;
 }
+
+# Their median.
+sub paired_ratio { median(paired_ratios(@_)) }
 
 sub fmt { my ($f, $v) = @_; defined $v ? sprintf($f, $v) : '-' }
 
