@@ -1,19 +1,21 @@
 #!/usr/bin/perl
 # Turns the TLS benchmark's raw measurements into its table (stdout) and a machine-readable
-# file:   tls-summarise.pl RAW.tsv PREP.tsv RESULTS.tsv
-# RAW.tsv: one line per measured client run (header line first); PREP.tsv: "key<TAB>value".
+# file:   tls-summarise.pl RAW.tsv PREP.tsv RESULTS.tsv [INSTR.tsv]
+# RAW.tsv: one line per measured client run (header line first); PREP.tsv: "key<TAB>value";
+# INSTR.tsv: scenario, handshakes, instructions (callgrind), when that stage ran.
 # A ratio is the median over repetitions of the per-repetition ratio (the scenarios take
-# turns within each repetition, so pairing them cancels most of a shared machine's drift).
+# turns within each repetition, so pairing them cancels most of a shared machine's drift);
+# the 25th-75th percentile of those ratios and the A/A control (a') show the noise left.
 use strict;
 use warnings;
 use FindBin;
 use lib $FindBin::Bin;
 use BenchStats;
 
-my ($raw_path, $prep_path, $out_path) = @ARGV;
-die "usage: $0 RAW.tsv PREP.tsv RESULTS.tsv\n" unless defined $out_path;
+my ($raw_path, $prep_path, $out_path, $instr_path) = @ARGV;
+die "usage: $0 RAW.tsv PREP.tsv RESULTS.tsv [INSTR.tsv]\n" unless defined $out_path;
 
-my @order = qw(static portal_small portal_large portal_large_lowcache files_small);
+my @order = qw(static static2 portal_small portal_large portal_large_lowcache files_small);
 
 
 open my $raw, '<', $raw_path or die "$raw_path: $!\n";
@@ -26,15 +28,15 @@ while (<$raw>) {
     @r{@cols} = split /\t/;
     next unless $r{handshakes} && $r{duration_us};
     my $secs = $r{duration_us} / 1e6;
-    my $cpu_s = $r{cpu_ticks} / $r{clk_tck};
+    my $cpu_s = $r{cpu_ns} / 1e9;
     my %m = (
         rep        => $r{rep},
         hps        => $r{handshakes} / $secs,
         cpu_us     => $cpu_s * 1e6 / $r{handshakes},
         cpu_pct    => 100 * $cpu_s / $secs,
         client_pct => 100 * $r{client_cpu_us} / 1e6 / $secs,
-        other_pct  => length($r{core0_other_ticks} // '')
-            ? 100 * $r{core0_other_ticks} / $r{clk_tck} / $secs : undef,
+        other_pct  => length($r{core0_other_ns} // '')
+            ? 100 * $r{core0_other_ns} / 1e9 / $secs : undef,
         errors     => $r{errors} + $r{wrong_cert},
         handshakes => $r{handshakes} + ($r{warmup_handshakes} // 0),
         rss_kb     => $r{rss_kb},
@@ -76,9 +78,26 @@ for my $s (@order) {
     $v{handshakes_total} = 0;
     $v{handshakes_total} += $_->{handshakes} for @$list;
     $v{vs_static} = ratio($s, 'static', 'cpu_us');
+    my @r = paired_ratios(\%by_rep, $s, 'static', 'cpu_us');
+    @v{qw(vs_static_p25 vs_static_p75)} = (quantile(0.25, @r), quantile(0.75, @r));
     $v{vs_files} = ratio($s, 'files_small', 'cpu_us');
     $v{hps_vs_files} = ratio($s, 'files_small', 'hps');
     $sum{$s} = \%v;
+}
+
+# user-space instructions per handshake (callgrind), if that stage ran
+my %instr;
+if ($instr_path && open my $in, '<', $instr_path) {
+    <$in>;
+    while (<$in>) {
+        chomp;
+        my ($s, $n, $ir) = split /\t/;
+        $instr{$s} = $ir / $n if $n && $ir && $sum{$s};
+    }
+}
+for my $s (keys %instr) {
+    $sum{$s}{instructions} = $instr{$s};
+    $sum{$s}{instructions_vs_static} = $instr{$s} / $instr{static} if $instr{static};
 }
 
 my ($small, $large) = map { size($_) } ($info{portal_small}{names}, $info{portal_large}{names});
@@ -87,37 +106,48 @@ my ($lcache, $lowcache) = map { $_ ? size($_) : '-' }
     ($info{portal_large}{cache}, $info{portal_large_lowcache}{cache});
 my %label = (
     static                => '(a) static certificate',
+    static2               => "(a') the same again (A/A)",
     portal_small          => "(b) portal_ssl, $small names",
     portal_large          => "(c) portal_ssl, $large names",
     portal_large_lowcache => "(c') the same, cache $lowcache",
     files_small           => "(d) \$ssl_server_name files, $small",
 );
 
-printf "%-34s %7s %24s %6s %6s %6s %8s %7s %7s %6s\n", 'scenario', 'hs/s',
-    'CPU us/handshake (min-max)', 'worker', 'client', 'other', 'RSS MB', 'vs (a)', 'vs (d)',
-    'errors';
+printf "%-32s %6s %22s %6s %6s %5s %6s %16s %6s %8s %6s\n", 'scenario', 'hs/s',
+    'CPU us/handsh.(min-max)', 'worker', 'client', 'other', 'RSS MB', 'vs (a) [p25-p75]',
+    'vs (d)', 'instr', 'errors';
 for my $s (@order) {
     my $v = $sum{$s} or next;
-    printf "%-34s %7s %24s %5.0f%% %5.0f%% %6s %8s %7s %7s %6d\n", $label{$s},
+    printf "%-32s %6s %22s %5.0f%% %5.0f%% %5s %6s %16s %6s %8s %6d\n", $label{$s},
         thousands($v->{hps}),
         sprintf('%.0f (%.0f-%.0f)', @$v{qw(cpu_us cpu_us_min cpu_us_max)}),
         $v->{cpu_pct}, $v->{client_pct}, fmt('%.0f%%', $v->{other_pct}),
         fmt('%.1f', defined $v->{rss_kb} ? $v->{rss_kb} / 1024 : undef),
-        fmt('%.3f', $v->{vs_static}), fmt('%.3f', $v->{vs_files}), $v->{errors};
+        sprintf('%s [%s-%s]', fmt('%.3f', $v->{vs_static}), fmt('%.2f', $v->{vs_static_p25}),
+                fmt('%.2f', $v->{vs_static_p75})),
+        fmt('%.3f', $v->{vs_files}), fmt('%.0f', $v->{instructions}), $v->{errors};
     push @out, map { [$s, $_, $v->{$_}] }
         qw(names sni cache runs hps cpu_us cpu_us_min cpu_us_max cpu_pct client_pct other_pct
-           rss_kb anon_kb file_kb anon_kb_first handshakes_total vs_static vs_files
-           hps_vs_files errors);
+           rss_kb anon_kb file_kb anon_kb_first handshakes_total vs_static vs_static_p25
+           vs_static_p75 vs_files hps_vs_files instructions instructions_vs_static errors);
 }
 for my $s (grep { $sum{$_} && $sum{$_}{errors} } @order) {
     print "WARNING: $label{$s} had $sum{$s}{errors} failed handshakes or wrong certificates: ",
         "its figures are not sound\n";
 }
 print "hs/s: handshakes per second (a new connection, a full TLS 1.3 handshake and one request\n",
-    "each); CPU us/handshake: the worker's utime+stime per handshake (median of the runs,\n",
+    "each); CPU us/handshake: the worker's CPU time per handshake (median of the runs,\n",
     "min-max); worker, client: CPU use of the measured worker and of the load generator; other:\n",
     "core 0 busy time not spent by the worker; RSS: the worker's VmRSS after the last run;\n",
-    "vs (a), vs (d): median over repetitions of the CPU-per-handshake ratio to (a), to (d).\n";
+    "vs (a), vs (d): median over repetitions of the CPU-per-handshake ratio to (a), to (d), with\n",
+    "the 25th-75th percentile of the per-repetition ratios; (a') measures the noise of a ratio;\n",
+    "instr: user-space instructions per handshake under callgrind (not the kernel's).\n";
+if (%instr) {
+    print "instructions per handshake vs (a):";
+    printf " %s %.3f;", $label{$_} =~ s/ .*//r, $sum{$_}{instructions_vs_static}
+        for grep { $sum{$_} && defined $sum{$_}{instructions_vs_static} } @order;
+    print "\n";
+}
 print "(c), (c'): the client draws the SNI name at random from $lsni of the $large names; ",
     "portal_ssl_cache $lcache and $lowcache.\n" if $sum{portal_large};
 
@@ -185,6 +215,8 @@ my @goals = (
      $rate_files, sub { $_[0] >= 2 }, fmt('%.2f x', $rate_files)],
     ['module_large_memory', "module, $large names: heap stops growing (<= 1.05 x)",
      $bounded, sub { $_[0] <= 1.05 }, $bounded_text],
+    ['noise_aa', "A/A control: (a') within 1% of (a) (else too noisy)",
+     $sum{static2}{vs_static}, sub { abs($_[0] - 1) <= 0.01 }, fmt('%.3f x', $sum{static2}{vs_static})],
 );
 print "\ngoals:\n";
 for my $g (@goals) {

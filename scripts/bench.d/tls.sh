@@ -7,7 +7,8 @@
 # the module's request checks (preaccess), so that only the handshakes differ; no session is
 # offered, and the servers keep none (OpenSSL 3.0 still sends two small TLS 1.3 tickets that
 # can resume nothing):
-#   (a) one static ECDSA P-256 certificate (ssl_certificate)
+#   (a) one static ECDSA P-256 certificate (ssl_certificate); (a') the same again: the noise
+#       floor of a ratio (an A/A control)
 #   (b) portal_ssl on + portal on, SMALL (1,000) names in the state store
 #   (c) the same with LARGE (15,000) names, the client drawing from all of them: with the
 #       portal_ssl_cache 10000, a third of the handshakes parse (evictions)
@@ -19,6 +20,9 @@
 # after repetition. Certificates: one test CA and intermediate, one ECDSA P-256 key shared by
 # every leaf, a leaf per name (tls-certs.cc); imported with "portalctl cert import-list", one
 # transaction per data directory.
+# The worker's CPU time comes from /proc/PID/schedstat (ns; utime + stime ticks without it).
+# Then, unless BENCH_INSTRUCTIONS=0, the user-space instructions per handshake of (a), (b) and
+# (d) under valgrind (callgrind), a count that no neighbour on the machine changes.
 # Results: the table on stdout; in build/bench/: tls_results.tsv (item, metric, value),
 # tls_raw.tsv (one line per run), tls_prep.tsv (preparation times), tls_machine.tsv.
 # Environment: BENCH_TLS_SECONDS (5) per run, BENCH_TLS_REPEAT (6), BENCH_TLS_WARMUP (1)
@@ -258,12 +262,17 @@ core_busy() {  # core_busy N: busy ticks of CPU N (user, nice, system, irq, soft
   echo 0
 }
 
-cpu_ticks() {  # cpu_ticks PID: utime + stime, in clock ticks
+cpu_ns() {  # cpu_ns PID: the CPU time the process has run, in nanoseconds
   local line rest
+  if [ -r "/proc/$1/schedstat" ]; then  # the scheduler's own count: exact, not ticks
+    read -r line rest < "/proc/$1/schedstat"
+    echo "$line"
+    return
+  fi
   read -r line < "/proc/$1/stat"
   rest=${line##*) }  # fields after "(comm)": state is 3, utime 14, stime 15
   set -- $rest
-  echo $(( ${12} + ${13} ))
+  echo $(( (${12} + ${13}) * 1000000000 / clk_tck ))
 }
 
 mem_kb() {  # mem_kb PID: "VmRSS RssAnon RssFile" in kB
@@ -274,19 +283,22 @@ mem_kb() {  # mem_kb PID: "VmRSS RssAnon RssFile" in kB
   echo "$rss $anon $file"
 }
 
-scenarios=(static portal_small portal_large portal_large_lowcache files_small)
+scenarios=(static static2 portal_small portal_large portal_large_lowcache files_small)
 declare -A port names_of sni_of cache_of
 i=0
 for s in "${scenarios[@]}"; do port[$s]=$((base_port + i)); i=$((i + 1)); done
-for p in "${port[@]}"; do port_free "$p" || die "port $p is in use (BENCH_TLS_PORT)"; done
-names_of=([static]=0 [portal_small]=$small [portal_large]=$large [portal_large_lowcache]=$large
-          [files_small]=$small)
-sni_of=([static]=$small [portal_small]=$small [portal_large]=$large_sni
+instr_port=$((base_port + i))  # the single-process copies of the instruction counts
+for p in "${port[@]}" "$instr_port"; do
+  port_free "$p" || die "port $p is in use (BENCH_TLS_PORT)"
+done
+names_of=([static]=0 [static2]=0 [portal_small]=$small [portal_large]=$large
+          [portal_large_lowcache]=$large [files_small]=$small)
+sni_of=([static]=$small [static2]=$small [portal_small]=$small [portal_large]=$large_sni
         [portal_large_lowcache]=$large_sni [files_small]=$small)
-cache_of=([static]="" [portal_small]=10000 [portal_large]=10000
+cache_of=([static]="" [static2]="" [portal_small]=10000 [portal_large]=10000
           [portal_large_lowcache]=$lowcache [files_small]="")
-declare -A sni_file=([static]=$prep/names.small [portal_small]=$prep/names.small
-                     [portal_large]=$run/names.large_sni
+declare -A sni_file=([static]=$prep/names.small [static2]=$prep/names.small
+                     [portal_small]=$prep/names.small [portal_large]=$run/names.large_sni
                      [portal_large_lowcache]=$run/names.large_sni [files_small]=$prep/names.small)
 
 scenario_conf() {  # scenario_conf NAME: nginx.conf of one measured nginx
@@ -353,7 +365,7 @@ done
 client_run() {  # client_run SCENARIO SECONDS SEED [ARGS]: leaves the BENCH line in $run/client.line
   local s=$1 d=$2 seed=$3 log=$run/client.out check=1
   shift 3
-  [ "$s" = static ] && check=0  # one certificate for every name
+  case $s in static|static2) check=0 ;; esac  # one certificate for every name
   bg_wait timeout 600 "${pin_client[@]}" "$run/tls-client" -p "${port[$s]}" \
     -f "${sni_file[$s]}" -d "$d" -c "$conns" -t "$client_threads" -s "$seed" -r 1 \
     -k "$check" "$@" > "$log" 2>&1 || { cat "$log" >&2; die "the client failed on $s"; }
@@ -397,7 +409,7 @@ done
 
 # --- measurements ------------------------------------------------------------------------
 raw=$out/tls_raw.tsv
-printf 'rep\tscenario\tnames\tsni_names\tcache\thandshakes\tduration_us\terrors\twrong_cert\tcpu_ticks\tclk_tck\tclient_cpu_us\tcore0_other_ticks\twarmup_handshakes\trss_kb\trss_anon_kb\trss_file_kb\n' > "$raw"
+printf 'rep\tscenario\tnames\tsni_names\tcache\thandshakes\tduration_us\terrors\twrong_cert\tcpu_ns\tclient_cpu_us\tcore0_other_ns\twarmup_handshakes\trss_kb\trss_anon_kb\trss_file_kb\n' > "$raw"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 total=$(( ${#scenarios[@]} * repeat * (secs + warmup) ))
 say "measuring: ${#scenarios[@]} scenarios x $repeat x ${secs}s (+${warmup}s warm-up), about ${total}s"
@@ -412,20 +424,21 @@ for rep in $(seq "$repeat"); do
       client_run "$s" "$warmup" $((rep + 1000))
       wh=$(field handshakes "$(cat "$run/client.line")")
     fi
-    c0=$(cpu_ticks "${worker[$s]}") k0=$(core_busy 0)
+    c0=$(cpu_ns "${worker[$s]}") k0=$(core_busy 0)
     client_run "$s" "$secs" "$rep"
-    c1=$(cpu_ticks "${worker[$s]}") k1=$(core_busy 0)
+    c1=$(cpu_ns "${worker[$s]}") k1=$(core_busy 0)
     read -r rss anon file <<<"$(mem_kb "${worker[$s]}")"
     line=$(cat "$run/client.line")
     other=""
-    if [ ${#pin_measured[@]} -gt 0 ]; then other=$(( (k1 - k0) - (c1 - c0) )); fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$s" \
+    if [ ${#pin_measured[@]} -gt 0 ]; then
+      other=$(( (k1 - k0) * 1000000000 / clk_tck - (c1 - c0) ))
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$s" \
       "${names_of[$s]}" "${sni_of[$s]}" "${cache_of[$s]}" "$(field handshakes "$line")" \
       "$(field duration_us "$line")" "$(field errors "$line")" "$(field wrong_cert "$line")" \
-      $((c1 - c0)) "$clk_tck" "$(field cpu_us "$line")" "$other" "$wh" "$rss" "$anon" "$file" \
-      >> "$raw"
+      $((c1 - c0)) "$(field cpu_us "$line")" "$other" "$wh" "$rss" "$anon" "$file" >> "$raw"
     printf '   rep %s %-22s %s worker_cpu=%s%% rss_kb=%s\n' "$rep" "$s" "${line#BENCH }" \
-      "$(( 100 * (c1 - c0) / clk_tck / secs ))" "$rss" >&2
+      "$(( (c1 - c0) / 10000000 / secs ))" "$rss" >&2
   done
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -436,6 +449,54 @@ for s in "${scenarios[@]}"; do
     grep '\[\(alert\|crit\|emerg\|error\)\]' "$run/$s/error.log" | head -n 5 >&2
   fi
 done
+
+# --- instructions ------------------------------------------------------------------------
+# (a), (b) and (d) again in one process (master_process off) under callgrind: the cache filled
+# with its instrumentation off, then the instructions of BENCH_INSTR_HANDSHAKES handshakes.
+# User space only (the kernel's share of a connection does not show), so these ratios are
+# larger than the CPU ratios.
+instr=$out/tls_instr.tsv
+rm -f "$instr"
+if [ "${BENCH_INSTRUCTIONS:-1}" != 0 ] && command -v valgrind >/dev/null &&
+   command -v callgrind_control >/dev/null; then
+  instr_n=${BENCH_INSTR_HANDSHAKES:-500}
+  printf 'scenario\thandshakes\tinstructions\n' > "$instr"
+  for s in static portal_small files_small; do
+    say "instructions per handshake of $s (callgrind, $instr_n handshakes)"
+    sed "s/^worker_processes 1;/worker_processes 1; master_process off;/
+         s|pid $run/$s/nginx.pid;|pid $run/$s/cg.pid;|
+         s|listen 127.0.0.1:${port[$s]} |listen 127.0.0.1:$instr_port |" \
+      "$run/$s/nginx.conf" > "$run/$s/cg.conf"
+    cg_out=$run/$s/callgrind.out
+    "${pin_measured[@]}" valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$cg_out" \
+      /usr/sbin/nginx -p "$run/$s" -c "$run/$s/cg.conf" -e "$run/$s/cg.log" -g 'daemon off;' \
+      2> "$run/$s/valgrind.log" &
+    cg=$!
+    child=$cg
+    saved_port=${port[$s]}
+    port[$s]=$instr_port
+    ok=""
+    for _ in $(seq 300); do
+      port_free "$instr_port" || { ok=1; break; }
+      kill -0 "$cg" 2>/dev/null || break
+      sleep 0.1
+    done
+    [ -n "$ok" ] || { cat "$run/$s/valgrind.log" "$run/$s/cg.log" >&2; die "$s did not start under valgrind"; }
+    fill=${cache_of[$s]:-0}
+    [ "$fill" -le "${sni_of[$s]}" ] || fill=${sni_of[$s]}
+    [ "$fill" -gt 0 ] || fill=50
+    client_run "$s" 0 0 -n "$fill" -o 1
+    callgrind_control -i on "$cg" >/dev/null
+    client_run "$s" 0 3 -n "$instr_n"
+    callgrind_control -i off "$cg" >/dev/null
+    callgrind_control -d "$cg" >/dev/null
+    kill -TERM "$cg" 2>/dev/null; wait "$cg" 2>/dev/null || true
+    child=""
+    port[$s]=$saved_port
+    ir=$(for f in "$cg_out"*; do sed -n 's/^totals: //p' "$f"; done | sort -n | tail -n1)
+    printf '%s\t%s\t%s\n' "$s" "$(field handshakes "$(cat "$run/client.line")")" "${ir:-0}" >> "$instr"
+  done
+fi
 
 # --- report ------------------------------------------------------------------------------
 {
@@ -454,6 +515,6 @@ echo
 echo "TLS handshakes (issue 3)"
 sed 's/\t/: /' "$out/tls_machine.tsv"
 echo
-perl "$here/tls-summarise.pl" "$raw" "$out/tls_prep.tsv" "$out/tls_results.tsv"
+perl "$here/tls-summarise.pl" "$raw" "$out/tls_prep.tsv" "$out/tls_results.tsv" "$instr"
 echo
 echo "results: $out/tls_results.tsv (raw runs: $raw)"
