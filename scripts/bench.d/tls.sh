@@ -25,7 +25,7 @@
 # (d) under valgrind (callgrind), a count that no neighbour on the machine changes.
 # Results: the table on stdout; in build/bench/: tls_results.tsv (item, metric, value),
 # tls_raw.tsv (one line per run), tls_prep.tsv (preparation times), tls_machine.tsv.
-# Environment: BENCH_TLS_SECONDS (5) per run, BENCH_TLS_REPEAT (6), BENCH_TLS_WARMUP (1)
+# Environment: BENCH_TLS_SECONDS (3) per run, BENCH_TLS_REPEAT (12), BENCH_TLS_WARMUP (1)
 # second before each run, BENCH_TLS_CONNECTIONS (16) in flight, BENCH_TLS_SMALL (1000),
 # BENCH_TLS_LARGE (15000) names, BENCH_TLS_LARGE_SNI (all) names of the large set the client
 # draws from, BENCH_TLS_LOWCACHE (1000), BENCH_TLS_PORT (18500 and
@@ -38,8 +38,8 @@ build=${BUILD_DIR:-$root/build}
 here=$root/scripts/bench.d
 out=${BENCH_OUT:-$build/bench}
 
-secs=${BENCH_TLS_SECONDS:-5}
-repeat=${BENCH_TLS_REPEAT:-6}
+secs=${BENCH_TLS_SECONDS:-3}
+repeat=${BENCH_TLS_REPEAT:-12}
 warmup=${BENCH_TLS_WARMUP:-1}
 conns=${BENCH_TLS_CONNECTIONS:-16}
 small=${BENCH_TLS_SMALL:-1000}
