@@ -29,9 +29,11 @@
 # second before each run, BENCH_TLS_CONNECTIONS (16) in flight, BENCH_TLS_SMALL (1000),
 # BENCH_TLS_LARGE (15000) names, BENCH_TLS_LARGE_SNI (all) names of the large set the client
 # draws from, BENCH_TLS_LOWCACHE (1000), BENCH_TLS_PORT (18500 and
-# the four after it), BENCH_TLS_DATA=DIR keeps the prepared certificates and data directories
+# the six after it), BENCH_TLS_DATA=DIR keeps the prepared certificates and data directories
 # there and reuses them while portalctl and the sizes are the same (and they are under 30 days
-# old), BENCH_TLS_CLIENT_THREADS (cores - 1), BENCH_KEEP=1 keeps the temporary directory.
+# old), BENCH_TLS_CLIENT_THREADS (cores - 1), BENCH_TLS_CLIENT_CORES (every core but 0; a
+# taskset list, e.g. 0-1), BENCH_INSTR_HANDSHAKES (500), BENCH_KEEP=1 keeps the temporary
+# directory.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD_DIR:-$root/build}
@@ -117,6 +119,9 @@ if [ "$cores" -ge 2 ]; then
   [ "$cores" -gt 2 ] || pin_client=(taskset -c 1)
   client_threads=$((cores - 1))
 fi
+# BENCH_TLS_CLIENT_CORES=0-1 lets the client share the worker's core too: with 2 cores, one
+# client core cannot keep a worker busy (verifying a handshake costs more than signing it).
+if [ -n "${BENCH_TLS_CLIENT_CORES:-}" ]; then pin_client=(taskset -c "$BENCH_TLS_CLIENT_CORES"); fi
 command -v taskset >/dev/null || pin_measured=() pin_client=()
 client_threads=${BENCH_TLS_CLIENT_THREADS:-$client_threads}
 [[ $client_threads =~ ^[1-9][0-9]*$ ]] || die "BENCH_TLS_CLIENT_THREADS must be a number >= 1"
