@@ -1,13 +1,15 @@
 // The TLS benchmark's load generator: full TLS 1.3 handshakes, a new connection for each,
 // the SNI name drawn at random from a list, no session offered (no resumption).
 //   tls-client -p PORT -f NAMES (-d SECONDS | -n COUNT) [-c CONNS] [-t THREADS] [-s SEED]
-//              [-r 0|1] [-k 0|1] [-o 0|1] [-a ADDR]
+//              [-r 0|1] [-k 0|1] [-o 0|1] [-R RATE] [-a ADDR]
 // -d   run for SECONDS; -n: stop after COUNT handshakes (then -o 1 fills a cache in order)
 // -c   connections in flight, spread over -t threads, each with its own epoll loop (16, 1)
 // -r 1 after the handshake, "GET / HTTP/1.1" for the SNI name with "Connection: close",
 //      read to the end; an answer other than 200 is an error. -r 0: close at once       (1)
 // -k 1 count a leaf certificate that does not hold the SNI name (wrong_cert)           (0)
 // -o 1 the names in order (from the SEED-th on) instead of at random                    (0)
+// -R   start at most RATE connections a second in all (paced), so that the server is
+//      not saturated and every scenario runs at the same pace; 0: as fast as it answers (0)
 // Prints one line: "BENCH handshakes=N duration_us=D errors=E wrong_cert=W cpu_us=C", C
 // being this process's own user+system time, to tell whether it was the bottleneck.
 // GnuTLS, not OpenSSL: OpenSSL 3.0's client spends twice the CPU per handshake (it decodes
@@ -22,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -63,6 +66,7 @@ struct Options {
   bool request = true;
   bool check = false;
   bool in_order = false;
+  double rate = 0;
 };
 
 Options opt;
@@ -214,10 +218,33 @@ void loop(int id, int count) {
   ep = epoll_create1(EPOLL_CLOEXEC);
   rng = (opt.seed * 1000003 + id) * 0x9E3779B97F4A7C15ULL + 1;
   std::vector<Conn> conns(count);
-  for (Conn& c : conns) start(&c);
+  // Paced (-R): a finished connection waits in 'idle' until its start time comes.
+  std::vector<Conn*> idle;
+  const auto interval = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(opt.rate > 0 ? opt.threads / opt.rate : 0));
+  auto next_start = Clock::now();
+  for (Conn& c : conns) {
+    if (opt.rate > 0) idle.push_back(&c);
+    else start(&c);
+  }
   std::vector<epoll_event> evs(count > 0 ? count : 1);
   for (bool done = count == 0; !done;) {
-    int n = epoll_wait(ep, evs.data(), static_cast<int>(evs.size()), 100);
+    int timeout = 100;
+    if (!idle.empty()) {
+      auto now = Clock::now();
+      if (next_start < now - interval) next_start = now - interval;  // no burst after a stall
+      while (!idle.empty() && next_start <= now && !over()) {
+        Conn* c = idle.back();
+        idle.pop_back();
+        if (!start(c)) idle.push_back(c);  // a failed connect is counted; try at the next slot
+        next_start += interval;
+      }
+      if (!idle.empty()) {
+        auto wait = std::chrono::duration_cast<std::chrono::microseconds>(next_start - now);
+        timeout = static_cast<int>(std::min<long long>(100, wait.count() / 1000 + 1));
+      }
+    }
+    int n = epoll_wait(ep, evs.data(), static_cast<int>(evs.size()), timeout);
     if (n < 0 && errno != EINTR) {
       std::perror("tls-client: epoll_wait");
       std::exit(1);
@@ -227,6 +254,10 @@ void loop(int id, int count) {
       Conn* c = static_cast<Conn*>(evs[i].data.ptr);
       if (c->fd < 0 || step(c)) continue;
       finish(c);
+      if (opt.rate > 0) {
+        idle.push_back(c);
+        continue;
+      }
       // A failed connect is counted; try again a little later, not in a tight loop.
       while (!done && !start(c) && !over()) usleep(1000);
     }
@@ -238,7 +269,7 @@ void loop(int id, int count) {
 int usage() {
   std::fprintf(stderr,
                "usage: tls-client -p PORT -f NAMES (-d SECONDS | -n COUNT) [-c CONNS] "
-               "[-t THREADS] [-s SEED] [-r 0|1] [-k 0|1] [-o 0|1] [-a ADDR]\n");
+               "[-t THREADS] [-s SEED] [-r 0|1] [-k 0|1] [-o 0|1] [-R RATE] [-a ADDR]\n");
   return 2;
 }
 
@@ -246,7 +277,7 @@ int usage() {
 
 int main(int argc, char** argv) {
   int ch;
-  while ((ch = getopt(argc, argv, "a:p:f:d:n:c:t:s:r:k:o:")) != -1) {
+  while ((ch = getopt(argc, argv, "a:p:f:d:n:c:t:s:r:k:o:R:")) != -1) {
     switch (ch) {
       case 'a': opt.addr = optarg; break;
       case 'p': opt.port = std::atoi(optarg); break;
@@ -259,11 +290,12 @@ int main(int argc, char** argv) {
       case 'r': opt.request = std::atoi(optarg) != 0; break;
       case 'k': opt.check = std::atoi(optarg) != 0; break;
       case 'o': opt.in_order = std::atoi(optarg) != 0; break;
+      case 'R': opt.rate = std::atof(optarg); break;
       default: return usage();
     }
   }
   if (opt.port <= 0 || !opt.names || (opt.seconds <= 0) == (opt.count == 0) ||
-      opt.conns <= 0 || opt.threads <= 0 || opt.threads > opt.conns)
+      opt.conns <= 0 || opt.threads <= 0 || opt.threads > opt.conns || opt.rate < 0)
     return usage();
   std::ifstream in(opt.names);
   for (std::string line; std::getline(in, line);) {

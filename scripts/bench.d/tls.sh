@@ -31,9 +31,10 @@
 # draws from, BENCH_TLS_LOWCACHE (1000), BENCH_TLS_PORT (18500 and
 # the six after it), BENCH_TLS_DATA=DIR keeps the prepared certificates and data directories
 # there and reuses them while portalctl and the sizes are the same (and they are under 30 days
-# old), BENCH_TLS_CLIENT_THREADS (cores - 1), BENCH_TLS_CLIENT_CORES (every core but 0; a
-# taskset list, e.g. 0-1), BENCH_INSTR_HANDSHAKES (500), BENCH_KEEP=1 keeps the temporary
-# directory.
+# old), BENCH_TLS_RATE (0: unpaced; N: the client starts N connections a second, so that no
+# worker saturates and every scenario runs at the same pace), BENCH_TLS_CLIENT_THREADS
+# (cores - 1), BENCH_TLS_CLIENT_CORES (every core but 0; a taskset list, e.g. 0-1),
+# BENCH_INSTR_HANDSHAKES (500), BENCH_KEEP=1 keeps the temporary directory.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD_DIR:-$root/build}
@@ -44,12 +45,13 @@ secs=${BENCH_TLS_SECONDS:-3}
 repeat=${BENCH_TLS_REPEAT:-12}
 warmup=${BENCH_TLS_WARMUP:-1}
 conns=${BENCH_TLS_CONNECTIONS:-16}
+rate=${BENCH_TLS_RATE:-0}
 small=${BENCH_TLS_SMALL:-1000}
 large=${BENCH_TLS_LARGE:-15000}
 large_sni=${BENCH_TLS_LARGE_SNI:-$large}
 lowcache=${BENCH_TLS_LOWCACHE:-1000}
 base_port=${BENCH_TLS_PORT:-18500}
-for v in secs repeat warmup conns small large large_sni lowcache base_port; do
+for v in secs repeat warmup conns rate small large large_sni lowcache base_port; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "bench tls: $v must be a number, not \"${!v}\"" >&2; exit 2; }
 done
 [ "$secs" -ge 1 ] && [ "$repeat" -ge 1 ] && [ "$conns" -ge 1 ] &&
@@ -426,11 +428,11 @@ for rep in $(seq "$repeat"); do
   for s in "${order[@]}"; do
     wh=0
     if [ "$warmup" -gt 0 ]; then
-      client_run "$s" "$warmup" $((rep + 1000))
+      client_run "$s" "$warmup" $((rep + 1000)) -R "$rate"
       wh=$(field handshakes "$(cat "$run/client.line")")
     fi
     c0=$(cpu_ns "${worker[$s]}") k0=$(core_busy 0)
-    client_run "$s" "$secs" "$rep"
+    client_run "$s" "$secs" "$rep" -R "$rate"
     c1=$(cpu_ns "${worker[$s]}") k1=$(core_busy 0)
     read -r rss anon file <<<"$(mem_kb "${worker[$s]}")"
     line=$(cat "$run/client.line")
@@ -509,8 +511,9 @@ fi
   printf 'cpu\t%s\n' "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
   printf 'nginx\t%s\n' "$(/usr/sbin/nginx -v 2>&1 | sed 's/^nginx version: //')"
   printf 'openssl\t%s\n' "$(openssl version)"
-  printf 'client\ttls-client (GnuTLS %s), %s connections, %s x %ss (+%ss warm-up)\n' \
-    "$(dpkg-query -W -f='${Version}' libgnutls30 2>/dev/null)" "$conns" "$repeat" "$secs" "$warmup"
+  printf 'client\ttls-client (GnuTLS %s), %s connections, %s, %s x %ss (+%ss warm-up)\n' \
+    "$(dpkg-query -W -f='${Version}' libgnutls30 2>/dev/null)" "$conns" \
+    "$([ "$rate" -gt 0 ] && echo "paced at $rate handshakes/s" || echo "unpaced")" "$repeat" "$secs" "$warmup"
   printf 'pinning\tmeasured worker: %s; client: %s\n' "${pin_measured[*]:-none}" \
     "${pin_client[*]:-none}"
   printf 'loadavg\tbefore %s, after %s\n' "$load_before" "$load_after"
@@ -520,6 +523,6 @@ echo
 echo "TLS handshakes (issue 3)"
 sed 's/\t/: /' "$out/tls_machine.tsv"
 echo
-perl "$here/tls-summarise.pl" "$raw" "$out/tls_prep.tsv" "$out/tls_results.tsv" "$instr"
+BENCH_TLS_RATE=$rate perl "$here/tls-summarise.pl" "$raw" "$out/tls_prep.tsv" "$out/tls_results.tsv" "$instr"
 echo
 echo "results: $out/tls_results.tsv (raw runs: $raw)"
