@@ -33,7 +33,7 @@ fi
 if [ -f "$dir/tls_results.tsv" ]; then
   ratios "$dir/tls_results.tsv" vs_static static='static cert' static2='static again (A/A)' \
     portal_small='portal, 1k' portal_large='portal, many' \
-    files_small='$ssl_server_name files, 1k' > "$tmp/tls"
+    files_small='$ssl_server_name files, 1k' servers_small='server blocks, 1k' > "$tmp/tls"
   plots+=("set title 'TLS 1.3 full handshakes: worker CPU / static certificate'; set yrange [0:*]; \
 plot '$tmp/tls' using 2:xtic(1) with boxes notitle, 1 with lines dt 2 lc rgb 'gray' notitle")
 fi

@@ -15,7 +15,8 @@ use BenchStats;
 my ($raw_path, $prep_path, $out_path, $instr_path) = @ARGV;
 die "usage: $0 RAW.tsv PREP.tsv RESULTS.tsv [INSTR.tsv]\n" unless defined $out_path;
 
-my @order = qw(static static2 portal_small portal_large portal_large_lowcache files_small);
+my @order = qw(static static2 portal_small portal_large portal_large_lowcache files_small
+               servers_small);
 
 
 open my $raw, '<', $raw_path or die "$raw_path: $!\n";
@@ -82,6 +83,9 @@ for my $s (@order) {
     @v{qw(vs_static_p25 vs_static_p75)} = (quantile(0.25, @r), quantile(0.75, @r));
     $v{vs_files} = ratio($s, 'files_small', 'cpu_us');
     $v{hps_vs_files} = ratio($s, 'files_small', 'hps');
+    $v{vs_servers} = ratio($s, 'servers_small', 'cpu_us');
+    @r = paired_ratios(\%by_rep, $s, 'servers_small', 'cpu_us');
+    @v{qw(vs_servers_p25 vs_servers_p75)} = (quantile(0.25, @r), quantile(0.75, @r));
     $sum{$s} = \%v;
 }
 
@@ -111,6 +115,7 @@ my %label = (
     portal_large          => "(c) portal_ssl, $large names",
     portal_large_lowcache => "(c') the same, cache $lowcache",
     files_small           => "(d) \$ssl_server_name files, $small",
+    servers_small         => "(e) $small server blocks",
 );
 
 printf "%-32s %6s %22s %6s %6s %5s %6s %16s %6s %8s %6s\n", 'scenario', 'hs/s',
@@ -129,7 +134,8 @@ for my $s (@order) {
     push @out, map { [$s, $_, $v->{$_}] }
         qw(names sni cache runs hps cpu_us cpu_us_min cpu_us_max cpu_pct client_pct other_pct
            rss_kb anon_kb file_kb anon_kb_first handshakes_total vs_static vs_static_p25
-           vs_static_p75 vs_files hps_vs_files instructions instructions_vs_static errors);
+           vs_static_p75 vs_files hps_vs_files vs_servers vs_servers_p25 vs_servers_p75
+           instructions instructions_vs_static errors);
 }
 for my $s (grep { $sum{$_} && $sum{$_}{errors} } @order) {
     print "WARNING: $label{$s} had $sum{$s}{errors} failed handshakes or wrong certificates: ",
@@ -142,6 +148,12 @@ print "hs/s: handshakes per second (a new connection, a full TLS 1.3 handshake a
     "vs (a), vs (d): median over repetitions of the CPU-per-handshake ratio to (a), to (d), with\n",
     "the 25th-75th percentile of the per-repetition ratios; (a') measures the noise of a ratio;\n",
     "instr: user-space instructions per handshake under callgrind (not the kernel's).\n";
+if ($sum{portal_small} && $sum{servers_small}) {
+    my $v = $sum{portal_small};
+    printf "(b) against (e), nginx's own static certificates with a server block per name: " .
+        "%s [%s-%s]\n", fmt('%.3f', $v->{vs_servers}), fmt('%.2f', $v->{vs_servers_p25}),
+        fmt('%.2f', $v->{vs_servers_p75});
+}
 if (%instr) {
     print "instructions per handshake vs (a):";
     printf " %s %.3f;", $label{$_} =~ s/ .*//r, $sum{$_}{instructions_vs_static}
@@ -153,7 +165,8 @@ print "(c), (c'): the client draws the SNI name at random from $lsni of the $lar
 
 # Memory of the large scenarios: anonymous memory (heap: the cache) apart from mapped files
 # (the state store's pages, which the kernel can drop).
-my @mem = grep { $sum{$_} } qw(static portal_small portal_large portal_large_lowcache files_small);
+my @mem = grep { $sum{$_} }
+    qw(static portal_small portal_large portal_large_lowcache files_small servers_small);
 print "\nworker memory after the last run (MB): VmRSS = RssAnon (heap) + RssFile (mapped files)\n";
 for my $s (@mem) {
     my $v = $sum{$s};

@@ -14,22 +14,25 @@
 #       portal_ssl_cache 10000, a third of the handshakes parse (evictions)
 #   (c') the same as (c) with "portal_ssl_cache LOWCACHE" (1,000): nearly every one parses
 #   (d) nginx's own "ssl_certificate .../$ssl_server_name.crt" (and .key), SMALL names
+#   (e) nginx's own static certificates, one server block per name (SMALL of them), each with
+#       its "ssl_certificate": what the names cost with no module (and a reload for each new
+#       one), a per-name reference for (b)
 # The client (tls-client.cc, GnuTLS, a thread on each core but 0) draws each SNI name at
-# random from the scenario's names and, except in (a), checks that the certificate names it.
-# The module's caches are filled first (steady state). The scenarios take turns, repetition
+# random from the scenario's names and, except in (a) and (a'), checks that the certificate
+# names it. The module's caches are filled first (steady state). The scenarios take turns, repetition
 # after repetition. Certificates: one test CA and intermediate, one ECDSA P-256 key shared by
 # every leaf, a leaf per name (tls-certs.cc); imported with "portalctl cert import-list", one
 # transaction per data directory.
 # The worker's CPU time comes from /proc/PID/schedstat (ns; utime + stime ticks without it).
-# Then, unless BENCH_INSTRUCTIONS=0, the user-space instructions per handshake of (a), (b) and
-# (d) under valgrind (callgrind), a count that no neighbour on the machine changes.
+# Then, unless BENCH_INSTRUCTIONS=0, the user-space instructions per handshake of (a), (b), (d)
+# and (e) under valgrind (callgrind), a count that no neighbour on the machine changes.
 # Results: the table on stdout; in build/bench/: tls_results.tsv (item, metric, value),
 # tls_raw.tsv (one line per run), tls_prep.tsv (preparation times), tls_machine.tsv.
 # Environment: BENCH_TLS_SECONDS (3) per run, BENCH_TLS_REPEAT (12), BENCH_TLS_WARMUP (1)
 # second before each run, BENCH_TLS_CONNECTIONS (16) in flight, BENCH_TLS_SMALL (1000),
 # BENCH_TLS_LARGE (15000) names, BENCH_TLS_LARGE_SNI (all) names of the large set the client
 # draws from, BENCH_TLS_LOWCACHE (1000), BENCH_TLS_PORT (18500 and
-# the six after it), BENCH_TLS_DATA=DIR keeps the prepared certificates and data directories
+# the seven after it), BENCH_TLS_DATA=DIR keeps the prepared certificates and data directories
 # there and reuses them while portalctl and the sizes are the same (and they are under 30 days
 # old), BENCH_TLS_RATE (0: unpaced; N: the client starts N connections a second, so that no
 # worker saturates and every scenario runs at the same pace), BENCH_TLS_CLIENT_THREADS
@@ -290,7 +293,7 @@ mem_kb() {  # mem_kb PID: "VmRSS RssAnon RssFile" in kB
   echo "$rss $anon $file"
 }
 
-scenarios=(static static2 portal_small portal_large portal_large_lowcache files_small)
+scenarios=(static static2 portal_small portal_large portal_large_lowcache files_small servers_small)
 declare -A port names_of sni_of cache_of
 i=0
 for s in "${scenarios[@]}"; do port[$s]=$((base_port + i)); i=$((i + 1)); done
@@ -299,17 +302,18 @@ for p in "${port[@]}" "$instr_port"; do
   port_free "$p" || die "port $p is in use (BENCH_TLS_PORT)"
 done
 names_of=([static]=0 [static2]=0 [portal_small]=$small [portal_large]=$large
-          [portal_large_lowcache]=$large [files_small]=$small)
+          [portal_large_lowcache]=$large [files_small]=$small [servers_small]=$small)
 sni_of=([static]=$small [static2]=$small [portal_small]=$small [portal_large]=$large_sni
-        [portal_large_lowcache]=$large_sni [files_small]=$small)
+        [portal_large_lowcache]=$large_sni [files_small]=$small [servers_small]=$small)
 cache_of=([static]="" [static2]="" [portal_small]=10000 [portal_large]=10000
-          [portal_large_lowcache]=$lowcache [files_small]="")
+          [portal_large_lowcache]=$lowcache [files_small]="" [servers_small]="")
 declare -A sni_file=([static]=$prep/names.small [static2]=$prep/names.small
                      [portal_small]=$prep/names.small [portal_large]=$run/names.large_sni
-                     [portal_large_lowcache]=$run/names.large_sni [files_small]=$prep/names.small)
+                     [portal_large_lowcache]=$run/names.large_sni [files_small]=$prep/names.small
+                     [servers_small]=$prep/names.small)
 
 scenario_conf() {  # scenario_conf NAME: nginx.conf of one measured nginx
-  local name=$1 d=$run/$1/tmp load="" http="" server=""
+  local name=$1 d=$run/$1/tmp load="" http="" server="" more=""
   local cert="ssl_certificate $prep/pki/static.crt;
         ssl_certificate_key $prep/pki/leaf.key;"
   case $name in
@@ -325,6 +329,17 @@ scenario_conf() {  # scenario_conf NAME: nginx.conf of one measured nginx
     files_small)
       cert="ssl_certificate $prep/pki/certs/\$ssl_server_name.crt;
         ssl_certificate_key $prep/pki/certs/\$ssl_server_name.key;"
+      ;;
+    servers_small)
+      # nginx picks the server block by SNI and switches to its SSL_CTX (SSL_set_SSL_CTX);
+      # the default server keeps (a)'s certificate, as the module scenarios' fallback.
+      http="server_names_hash_max_size $((4 * small + 512));
+    server_names_hash_bucket_size 128;"
+      more=$(awk -v d="$prep/pki/certs" -v p="${port[$name]}" '{
+        printf "    server {\n        listen 127.0.0.1:%s ssl;\n        server_name %s;\n", p, $1
+        printf "        ssl_certificate %s/%s.crt;\n        ssl_certificate_key %s/%s.key;\n", d, $1, d, $1
+        printf "        location / {\n            default_type text/plain;\n            return 200 \"ok\\n\";\n        }\n    }\n"
+      }' "${sni_file[$name]}")
       ;;
   esac
   cat <<CONF
@@ -342,12 +357,12 @@ http {
     uwsgi_temp_path $d/uwsgi;
     scgi_temp_path $d/scgi;
     $http
+    ssl_protocols TLSv1.3;
+    # full handshakes only: no session cache, no ticket keys
+    ssl_session_cache off;
+    ssl_session_tickets off;
     server {
         listen 127.0.0.1:${port[$name]} ssl default_server backlog=1024;
-        ssl_protocols TLSv1.3;
-        # full handshakes only: no session cache, no ticket keys
-        ssl_session_cache off;
-        ssl_session_tickets off;
         $cert
         $server
         location / {
@@ -355,6 +370,7 @@ http {
             return 200 "ok\n";
         }
     }
+$more
 }
 CONF
 }
@@ -394,7 +410,7 @@ for s in "${scenarios[@]}"; do
     die "$s: $line (see $run/$s/error.log)"
 done
 first=$(head -n1 "$prep/names.small")
-for s in static portal_small files_small; do
+for s in static portal_small files_small servers_small; do
   want=$first
   [ "$s" = static ] && want=static.bench.example
   subject=$(openssl s_client -connect "127.0.0.1:${port[$s]}" -servername "$first" </dev/null \
@@ -458,7 +474,7 @@ for s in "${scenarios[@]}"; do
 done
 
 # --- instructions ------------------------------------------------------------------------
-# (a), (b) and (d) again in one process (master_process off) under callgrind: the cache filled
+# (a), (b), (d) and (e) again in one process (master_process off) under callgrind: the cache filled
 # with its instrumentation off, then the instructions of BENCH_INSTR_HANDSHAKES handshakes.
 # User space only (the kernel's share of a connection does not show), so these ratios are
 # larger than the CPU ratios.
@@ -468,7 +484,7 @@ if [ "${BENCH_INSTRUCTIONS:-1}" != 0 ] && command -v valgrind >/dev/null &&
    command -v callgrind_control >/dev/null; then
   instr_n=${BENCH_INSTR_HANDSHAKES:-500}
   printf 'scenario\thandshakes\tinstructions\n' > "$instr"
-  for s in static portal_small files_small; do
+  for s in static portal_small files_small servers_small; do
     say "instructions per handshake of $s (callgrind, $instr_n handshakes)"
     sed "s/^worker_processes 1;/worker_processes 1; master_process off;/
          s|pid $run/$s/nginx.pid;|pid $run/$s/cg.pid;|
