@@ -19,10 +19,10 @@
 #       one), a per-name reference for (b)
 # The client (tls-client.cc, GnuTLS, a thread on each core but 0) draws each SNI name at
 # random from the scenario's names and, except in (a) and (a'), checks that the certificate
-# names it. The module's caches are filled first (steady state). The scenarios take turns, repetition
-# after repetition. Certificates: one test CA and intermediate, one ECDSA P-256 key shared by
-# every leaf, a leaf per name (tls-certs.cc); imported with "portalctl cert import-list", one
-# transaction per data directory.
+# names it. The module's caches are filled first (steady state). The scenarios take turns,
+# repetition after repetition. Certificates: one test CA and intermediate, one ECDSA P-256
+# key shared by every leaf, a leaf per name (tls-certs.cc); imported with "portalctl cert
+# import-list", one transaction per data directory.
 # The worker's CPU time comes from /proc/PID/schedstat (ns; utime + stime ticks without it).
 # Then, unless BENCH_INSTRUCTIONS=0, the user-space instructions per handshake of (a), (b), (d)
 # and (e) under valgrind (callgrind), a count that no neighbour on the machine changes.
@@ -336,9 +336,12 @@ scenario_conf() {  # scenario_conf NAME: nginx.conf of one measured nginx
       http="server_names_hash_max_size $((4 * small + 512));
     server_names_hash_bucket_size 128;"
       more=$(awk -v d="$prep/pki/certs" -v p="${port[$name]}" '{
-        printf "    server {\n        listen 127.0.0.1:%s ssl;\n        server_name %s;\n", p, $1
-        printf "        ssl_certificate %s/%s.crt;\n        ssl_certificate_key %s/%s.key;\n", d, $1, d, $1
-        printf "        location / {\n            default_type text/plain;\n            return 200 \"ok\\n\";\n        }\n    }\n"
+        printf "    server {\n        listen 127.0.0.1:%s ssl;\n", p
+        printf "        server_name %s;\n", $1
+        printf "        ssl_certificate %s/%s.crt;\n", d, $1
+        printf "        ssl_certificate_key %s/%s.key;\n", d, $1
+        printf "        location / {\n            default_type text/plain;\n"
+        printf "            return 200 \"ok\\n\";\n        }\n    }\n"
       }' "${sni_file[$name]}")
       ;;
   esac
