@@ -26,14 +26,14 @@ plots=()
 if [ -f "$dir/results.tsv" ]; then
   ratios "$dir/results.tsv" vs_plain plain='plain proxy' plain2='plain again (A/A)' \
     headers='fixed headers' portal_10k='portal, 10k' portal_1m='portal, 1M' \
-    portal_vars='portal, 10k, proxy_set_header' map_10k='map, 10k' > "$tmp/http"
+    portal_vars='portal, as variables' map_10k='map, 10k' > "$tmp/http"
   plots+=("set title 'HTTP: worker CPU per request / plain proxy'; set yrange [0:*]; \
 plot '$tmp/http' using 2:xtic(1) with boxes notitle, 1 with lines dt 2 lc rgb 'gray' notitle")
 fi
 if [ -f "$dir/tls_results.tsv" ]; then
   ratios "$dir/tls_results.tsv" vs_static static='static cert' static2='static again (A/A)' \
     portal_small='portal, 1k' portal_large='portal, many' \
-    files_small='$ssl_server_name files, 1k' servers_small='server blocks, 1k' > "$tmp/tls"
+    files_small='$ssl_server_name, 1k' servers_small='server blocks, 1k' > "$tmp/tls"
   plots+=("set title 'TLS 1.3 full handshakes: worker CPU / static certificate'; set yrange [0:*]; \
 plot '$tmp/tls' using 2:xtic(1) with boxes notitle, 1 with lines dt 2 lc rgb 'gray' notitle")
 fi
