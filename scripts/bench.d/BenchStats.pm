@@ -3,7 +3,8 @@ package BenchStats;
 use strict;
 use warnings;
 use Exporter 'import';
-our @EXPORT = qw(median quantile paired_ratio paired_ratios fmt size thousands);
+our @EXPORT = qw(median quantile paired_ratio paired_ratios paired_ratio_spread fmt size
+                 thousands);
 
 sub median {
     my @v = sort { $a <=> $b } @_;
@@ -36,6 +37,12 @@ sub paired_ratios {
 
 # Their median.
 sub paired_ratio { median(paired_ratios(@_)) }
+
+# Their median, 25th and 75th percentile.
+sub paired_ratio_spread {
+    my @r = paired_ratios(@_);
+    return (median(@r), quantile(0.25, @r), quantile(0.75, @r));
+}
 
 sub fmt { my ($f, $v) = @_; defined $v ? sprintf($f, $v) : '-' }
 

@@ -70,9 +70,8 @@ for my $s (@order) {
     @v{qw(cpu_us_min cpu_us_max)} = @cpu[0, -1];
     $v{errors} = 0;
     $v{errors} += $_->{errors} for @$list;
-    $v{vs_plain} = ratio($s, 'plain');
-    my @r = paired_ratios(\%by_rep, $s, 'plain', 'cpu_us');
-    @v{qw(vs_plain_p25 vs_plain_p75)} = (quantile(0.25, @r), quantile(0.75, @r));
+    @v{qw(vs_plain vs_plain_p25 vs_plain_p75)} =
+        paired_ratio_spread(\%by_rep, $s, 'plain', 'cpu_us');
     $v{vs_map} = ratio($s, 'map_10k');
     $sum{$s} = \%v;
 }

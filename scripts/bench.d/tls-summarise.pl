@@ -78,14 +78,12 @@ for my $s (@order) {
     $v{anon_kb_first} = $by_rep[0]{anon_kb};
     $v{handshakes_total} = 0;
     $v{handshakes_total} += $_->{handshakes} for @$list;
-    $v{vs_static} = ratio($s, 'static', 'cpu_us');
-    my @r = paired_ratios(\%by_rep, $s, 'static', 'cpu_us');
-    @v{qw(vs_static_p25 vs_static_p75)} = (quantile(0.25, @r), quantile(0.75, @r));
+    @v{qw(vs_static vs_static_p25 vs_static_p75)} =
+        paired_ratio_spread(\%by_rep, $s, 'static', 'cpu_us');
     $v{vs_files} = ratio($s, 'files_small', 'cpu_us');
     $v{hps_vs_files} = ratio($s, 'files_small', 'hps');
-    $v{vs_servers} = ratio($s, 'servers_small', 'cpu_us');
-    @r = paired_ratios(\%by_rep, $s, 'servers_small', 'cpu_us');
-    @v{qw(vs_servers_p25 vs_servers_p75)} = (quantile(0.25, @r), quantile(0.75, @r));
+    @v{qw(vs_servers vs_servers_p25 vs_servers_p75)} =
+        paired_ratio_spread(\%by_rep, $s, 'servers_small', 'cpu_us');
     $sum{$s} = \%v;
 }
 
